@@ -1,0 +1,3 @@
+from hms_tui.cli import main
+
+main()

@@ -1,0 +1,175 @@
+"""How CLI results look: one JSON document with --json, otherwise rich tables.
+
+User-supplied text always goes into ``rich.text.Text`` (never markup), after ``printable``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from hms_tui.core.models import (
+    AuditEntry,
+    Bill,
+    Doctor,
+    DoctorBoard,
+    Patient,
+    PatientMatch,
+    TimelineEntry,
+    Visit,
+    to_jsonable,
+)
+from hms_tui.textsafe import printable
+
+# Piped output is read by programs and people with wide screens: do not wrap it at 80 columns.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+
+
+def t(value: object, style: str = "") -> Text:
+    """A table cell holding ``value`` literally."""
+    return Text(printable(value), style=style)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(to_jsonable(data), ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def hhmm(value: datetime | None) -> str:
+    return value.strftime("%H:%M") if value else ""
+
+
+def minutes_since(value: datetime | None, now: datetime) -> str:
+    if value is None:
+        return ""
+    return f"{max(0, int((now - value).total_seconds() // 60))}m"
+
+
+def duration(value: timedelta | None) -> str:
+    if value is None:
+        return ""
+    seconds = int(value.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def table(title: str, columns: Sequence[str]) -> Table:
+    tbl = Table(title=title, title_justify="left", header_style="bold")
+    for col in columns:
+        tbl.add_column(col)
+    return tbl
+
+
+def visit_line(visit: Visit) -> Text:
+    """One line summarising a visit after an action."""
+    line = Text()
+    line.append(printable(visit.token or "booked"), style="bold reverse")
+    line.append("  ")
+    line.append(printable(visit.patient_name), style="bold")
+    line.append(f" ({printable(visit.mrn)}) · {printable(visit.doctor_name)}")
+    if visit.room:
+        line.append(f", {printable(visit.room)}")
+    line.append(f" · {visit.status.value}")
+    if visit.position is not None:
+        line.append(f" · position {visit.position}")
+        if visit.wait_minutes is not None:
+            line.append(f" · ~{visit.wait_minutes} min")
+    if visit.priority.value != "NORMAL":
+        line.append(f" · {visit.priority.value}", style="bold red")
+    if visit.replayed:
+        line.append(" · (already checked in: same key)")
+    line.append(f"  [visit {visit.visit_id}]", style="dim")
+    return line
+
+
+def print_visit(visit: Visit) -> None:
+    console.print(visit_line(visit))
+
+
+def print_queue(doctor: str, visits: Iterable[Visit], now: datetime) -> None:
+    tbl = table(f"Queue for {printable(doctor)}",
+                ["#", "Token", "Patient", "MRN", "Priority", "Status", "Waiting", "Est.", "Visit"])
+    for v in visits:
+        tbl.add_row(
+            str(v.position or ""),
+            t(v.token, "bold"),
+            t(v.patient_name),
+            t(v.mrn),
+            t(v.priority.value, "bold red" if v.priority.value != "NORMAL" else ""),
+            t(v.status.value),
+            minutes_since(v.checked_in_at, now),
+            f"~{v.wait_minutes}m" if v.wait_minutes is not None else "",
+            str(v.visit_id),
+        )
+    console.print(tbl)
+
+
+def print_doctors(doctors: Iterable[Doctor | DoctorBoard]) -> None:
+    rows = list(doctors)
+    boards = all(isinstance(d, DoctorBoard) for d in rows)
+    cols = ["Code", "Name", "Room", "Prefix", "Active"]
+    if boards:
+        cols += ["Serving", "Waiting", "Seen", "No-show", "Tokens"]
+    tbl = table("Doctors", cols)
+    for d in rows:
+        cells: list[Text | str] = [t(d.code, "bold"), t(d.name), t(d.room), t(d.token_prefix),
+                                   "yes" if d.active else "no"]
+        if isinstance(d, DoctorBoard):
+            cells += [t(d.serving), str(d.waiting), str(d.seen), str(d.no_shows), str(d.issued)]
+        tbl.add_row(*cells)
+    console.print(tbl)
+
+
+def print_patients(patients: Iterable[Patient | PatientMatch]) -> None:
+    tbl = table("Patients", ["Id", "MRN", "Name", "Phone", "Born", "Today"])
+    for p in patients:
+        today = p.active_visits if isinstance(p, PatientMatch) else None
+        tbl.add_row(str(p.id), t(p.mrn), t(p.name, "bold"), t(p.phone),
+                    p.birth_date.isoformat() if p.birth_date else "", t(today))
+    console.print(tbl)
+
+
+def print_bill(bill: Bill) -> None:
+    title = f"Bill {printable(bill.bill_number)}"
+    if bill.status == "VOID":
+        title += f" — VOID ({printable(bill.void_reason)})"
+    tbl = table(title, ["#", "Item", "Amount"])
+    tbl.columns[2].justify = "right"
+    for item in bill.items:
+        tbl.add_row(str(item.line), t(item.description), f"{item.amount:.2f}")
+    tbl.add_row("", Text("Total", style="bold"), Text(f"{bill.total:.2f}", style="bold"))
+    tbl.caption = (f"{printable(bill.patient_name)} ({printable(bill.mrn)}) · "
+                   f"{printable(bill.token or '')} · {printable(bill.doctor_name)}")
+    console.print(tbl)
+
+
+def print_timeline(visit_id: int, entries: Iterable[TimelineEntry]) -> None:
+    tbl = table(f"Timeline of visit {visit_id}",
+                ["Seq", "Time", "+", "Action", "Status", "Who", "Terminal", "Detail"])
+    for e in entries:
+        status = (f"{e.status_before or ''} → {e.status_after or ''}"
+                  if e.status_before != e.status_after else (e.status_after or ""))
+        detail = ", ".join(f"{k}={v}" for k, v in e.detail.items())
+        tbl.add_row(str(e.seq), e.at.strftime("%H:%M:%S"), duration(e.since_previous),
+                    t(e.action), t(status), t(e.actor), t(e.terminal), t(detail))
+    console.print(tbl)
+
+
+def print_audit(entries: Iterable[AuditEntry]) -> None:
+    tbl = table("Audit trail (newest first)",
+                ["Seq", "When", "Who", "Terminal", "Action", "Entity", "Visit", "Status"])
+    for e in entries:
+        status = (f"{e.status_before or ''} → {e.status_after or ''}"
+                  if e.status_before or e.status_after else "")
+        tbl.add_row(str(e.seq), e.at.strftime("%Y-%m-%d %H:%M:%S"), t(e.actor), t(e.terminal),
+                    t(e.action), t(f"{e.entity} {e.entity_id or ''}"), str(e.visit_id or ""),
+                    t(status))
+    console.print(tbl)

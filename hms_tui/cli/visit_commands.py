@@ -1,0 +1,150 @@
+"""Visit commands: check in, book, call, consult, move and finish visits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from hms_tui.cli import render
+from hms_tui.cli import app as root
+from hms_tui.cli.context import AppContext
+from hms_tui.core.desk import Desk
+from hms_tui.core.models import Visit
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+VisitArg = Annotated[int, typer.Argument(help="Visit id.", min=1)]
+DoctorOpt = Annotated[str, typer.Option("--doctor", help="Doctor code, e.g. D1.")]
+PatientOpt = Annotated[int, typer.Option("--patient", help="Patient id.", min=1)]
+
+
+def _desk(ctx: typer.Context) -> Desk:
+    obj: AppContext = ctx.obj
+    return obj.desk()
+
+
+def _show(visit: Visit, json_mode: bool) -> None:
+    if json_mode:
+        render.emit_json(visit)
+    else:
+        render.print_visit(visit)
+
+
+def _visit_action(name: str, help_text: str, action: Callable[[Desk, int], Visit]) -> None:
+    """Register ``hms-tui NAME VISIT [--json]`` for a one-argument visit action."""
+
+    def command(ctx: typer.Context, visit: VisitArg, json_: JsonFlag = False) -> None:
+        _show(action(_desk(ctx), visit), json_)
+
+    command.__doc__ = help_text
+    root.command(name)(command)
+
+
+@root.command()
+def checkin(
+    ctx: typer.Context,
+    doctor: DoctorOpt,
+    patient: PatientOpt,
+    priority: Annotated[str, typer.Option(help="normal, urgent or emergency.")] = "normal",
+    key: Annotated[
+        str | None,
+        typer.Option(help="Idempotency key: retrying with the same key returns the same visit."),
+    ] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Check a patient in to a doctor's queue today and issue a token."""
+    _show(_desk(ctx).checkin(doctor, patient, priority, key), json_)
+
+
+@root.command()
+def book(
+    ctx: typer.Context,
+    doctor: DoctorOpt,
+    patient: PatientOpt,
+    at: Annotated[str, typer.Option("--at", help='Clinic local time, "YYYY-MM-DD HH:MM".')],
+    json_: JsonFlag = False,
+) -> None:
+    """Book an appointment; the token is issued when the patient arrives."""
+    _show(_desk(ctx).book(doctor, patient, at), json_)
+
+
+@root.command()
+def queue(
+    ctx: typer.Context,
+    doctor: DoctorOpt,
+    all_: Annotated[bool, typer.Option("--all", help="Include the day's finished visits.")] = False,
+    json_: JsonFlag = False,
+) -> None:
+    """Today's queue of a doctor: being served, then waiting in order (position 1 is next)."""
+    visits = _desk(ctx).queue(doctor, include_all=all_)
+    if json_:
+        render.emit_json(visits)
+    else:
+        render.print_queue(doctor.upper(), visits, datetime.now(UTC))
+
+
+@root.command("call-next")
+def call_next(ctx: typer.Context, doctor: DoctorOpt, json_: JsonFlag = False) -> None:
+    """Call the patient at the head of the doctor's queue."""
+    _show(_desk(ctx).call_next(doctor), json_)
+
+
+@root.command()
+def cancel(
+    ctx: typer.Context,
+    visit: VisitArg,
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit trail).")] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Cancel a booked, waiting or called visit."""
+    _show(_desk(ctx).cancel(visit, reason), json_)
+
+
+@root.command()
+def skip(
+    ctx: typer.Context,
+    visit: VisitArg,
+    places: Annotated[int | None, typer.Option(help="How many places back (default: clinic "
+                                                    "setting skip_places).")] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Move a waiting patient back in the queue."""
+    _show(_desk(ctx).skip(visit, places), json_)
+
+
+@root.command()
+def priority(
+    ctx: typer.Context,
+    visit: VisitArg,
+    level: Annotated[str, typer.Argument(help="normal, urgent or emergency.")],
+    json_: JsonFlag = False,
+) -> None:
+    """Change the priority of a waiting or booked visit."""
+    _show(_desk(ctx).set_priority(visit, level), json_)
+
+
+@root.command()
+def transfer(
+    ctx: typer.Context,
+    visit: VisitArg,
+    to: Annotated[str, typer.Option("--to", help="Code of the doctor to transfer to.")],
+    json_: JsonFlag = False,
+) -> None:
+    """Move a visit to another doctor: a new token from that doctor's series, linked to this one."""
+    _show(_desk(ctx).transfer(visit, to), json_)
+
+
+_visit_action("arrive", "Mark a booked patient arrived: issue the token and join the queue.",
+              Desk.arrive)
+_visit_action("call", "Call a particular waiting patient out of turn.", Desk.call)
+_visit_action("recall", "Call a called patient again (up to the clinic's recall limit).",
+              Desk.recall)
+_visit_action("start", "Start the consultation of a called patient.", Desk.start)
+_visit_action("complete", "Complete a consultation.", Desk.complete)
+_visit_action("no-show", "Mark a called patient absent once the recall limit is used up.",
+              Desk.no_show)
+_visit_action("requeue", "Put a no-show back in the queue, after the clinic's requeue_after "
+              "patients.", Desk.requeue)
+_visit_action("show", "Show one visit.", Desk.visit)

@@ -1,0 +1,267 @@
+"""Settings: one frozen, validated object, read from one TOML file.
+
+Discovery order (first hit wins): ``--config PATH``, then ``$HMS_TUI_CONFIG``, then
+``$XDG_CONFIG_HOME/hms-tui/config.toml`` (``~/.config`` when XDG_CONFIG_HOME is unset).
+No file at all is fine: every setting has a default. The database is chosen by
+``$HMS_DATABASE_URL``, then ``database.url``; with neither, the embedded server is used.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hms_tui.core.errors import ConfigError
+
+DATABASE_URL_ENV = "HMS_DATABASE_URL"
+CONFIG_ENV = "HMS_TUI_CONFIG"
+SSL_KEYS = ("sslmode", "sslrootcert", "sslcert", "sslkey")
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str | None = None
+    embedded_dir: Path | None = None
+    connect_timeout: int = 5
+    ssl: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ClinicSettings:
+    """Clinic-wide rules. They live in the database (every terminal must agree);
+    ``hms-tui db upgrade`` copies the keys present in the file into it."""
+
+    name: str | None = None
+    timezone: str | None = None
+    recall_limit: int | None = None
+    requeue_after: int | None = None
+    skip_places: int | None = None
+    consult_minutes: int | None = None
+
+
+@dataclass(frozen=True)
+class TerminalSettings:
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class DisplaySettings:
+    doctors: tuple[str, ...] = ()
+    names: str = "hidden"  # "hidden" or "initials"
+    bell: bool = True
+    next_count: int = 4
+    announce_seconds: int = 8
+
+
+@dataclass(frozen=True)
+class Settings:
+    source: Path | None = None
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    clinic: ClinicSettings = field(default_factory=ClinicSettings)
+    terminal: TerminalSettings = field(default_factory=TerminalSettings)
+    display: DisplaySettings = field(default_factory=DisplaySettings)
+
+    @property
+    def database_url(self) -> str | None:
+        """The external database URL, or None for the embedded server."""
+        return os.environ.get(DATABASE_URL_ENV) or self.database.url
+
+
+def default_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "hms-tui" / "config.toml"
+
+
+def find_config(explicit: Path | None) -> Path | None:
+    """Return the config file to read, or None when no file is configured or present."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"{explicit}: config file not found")
+        return explicit
+    from_env = os.environ.get(CONFIG_ENV)
+    if from_env:
+        path = Path(from_env).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found (from ${CONFIG_ENV})")
+        return path
+    default = default_config_path()
+    return default if default.is_file() else None
+
+
+def load_settings(explicit: Path | None = None) -> Settings:
+    path = find_config(explicit)
+    if path is None:
+        return Settings()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return _parse(raw, path)
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+class _Section:
+    """Typed access to one TOML table; every error names file, key and expected form."""
+
+    def __init__(self, raw: Mapping[str, Any], name: str, path: Path, known: set[str]) -> None:
+        self.raw = raw
+        self.name = name
+        self.path = path
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigError(
+                f"{path}: unknown key '{name}.{unknown[0]}' (known keys in [{name}]: "
+                f"{', '.join(sorted(known))})"
+            )
+
+    def fail(self, key: str, expected: str) -> ConfigError:
+        return ConfigError(
+            f"{self.path}: '{self.name}.{key}' = {self.raw[key]!r} is invalid; expected {expected}"
+        )
+
+    def get(self, key: str, check: Callable[[Any], bool], expected: str) -> Any:
+        if key not in self.raw:
+            return None
+        value = self.raw[key]
+        if not check(value):
+            raise self.fail(key, expected)
+        return value
+
+    def text(self, key: str, max_len: int = 200) -> str | None:
+        return self.get(  # type: ignore[no-any-return]
+            key,
+            lambda v: isinstance(v, str) and 0 < len(v) <= max_len,
+            f"a non-empty string of at most {max_len} characters",
+        )
+
+    def int_range(self, key: str, low: int, high: int) -> int | None:
+        return self.get(  # type: ignore[no-any-return]
+            key,
+            lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high,
+            f"a whole number from {low} to {high}",
+        )
+
+    def boolean(self, key: str) -> bool | None:
+        return self.get(key, lambda v: isinstance(v, bool), "true or false")  # type: ignore[no-any-return]
+
+
+def _table(raw: Mapping[str, Any], name: str, path: Path) -> Mapping[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: '{name}' must be a table ([{name}])")
+    return value
+
+
+def _parse(raw: Mapping[str, Any], path: Path) -> Settings:
+    sections = {"database", "clinic", "terminal", "display"}
+    unknown = sorted(set(raw) - sections)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key '{unknown[0]}' (expected tables: {', '.join(sorted(sections))})"
+        )
+
+    db = _Section(
+        _table(raw, "database", path),
+        "database",
+        path,
+        {"url", "embedded_dir", "connect_timeout", *SSL_KEYS},
+    )
+    url = db.get(
+        "url",
+        lambda v: isinstance(v, str) and v.startswith(("postgresql://", "postgres://")),
+        "a libpq URL such as 'postgresql://user@host:5432/hms' (no password: use .pgpass)",
+    )
+    if url is not None and _url_has_password(url):
+        raise db.fail("url", "a URL without a password (put it in ~/.pgpass or PGPASSWORD)")
+    embedded_dir = db.text("embedded_dir", 4096)
+    ssl: dict[str, str] = {}
+    mode = db.get("sslmode", lambda v: v in SSL_MODES, "one of " + ", ".join(SSL_MODES))
+    if mode is not None:
+        ssl["sslmode"] = mode
+    for key in ("sslrootcert", "sslcert", "sslkey"):
+        value = db.text(key, 4096)
+        if value is not None:
+            ssl[key] = str(Path(value).expanduser())
+    database = DatabaseSettings(
+        url=url,
+        embedded_dir=Path(embedded_dir).expanduser() if embedded_dir else None,
+        connect_timeout=db.int_range("connect_timeout", 1, 120) or 5,
+        ssl=ssl,
+    )
+
+    cl = _Section(
+        _table(raw, "clinic", path),
+        "clinic",
+        path,
+        {"name", "timezone", "recall_limit", "requeue_after", "skip_places", "consult_minutes"},
+    )
+    timezone = cl.get(
+        "timezone",
+        lambda v: isinstance(v, str) and _is_timezone(v),
+        "an IANA time zone name such as 'Asia/Kolkata' or 'Europe/Berlin'",
+    )
+    clinic = ClinicSettings(
+        name=cl.text("name", 80),
+        timezone=timezone,
+        recall_limit=cl.int_range("recall_limit", 0, 10),
+        requeue_after=cl.int_range("requeue_after", 0, 100),
+        skip_places=cl.int_range("skip_places", 1, 100),
+        consult_minutes=cl.int_range("consult_minutes", 1, 240),
+    )
+
+    te = _Section(_table(raw, "terminal", path), "terminal", path, {"label"})
+    terminal = TerminalSettings(label=te.text("label", 40) or "")
+
+    di = _Section(
+        _table(raw, "display", path),
+        "display",
+        path,
+        {"doctors", "names", "bell", "next_count", "announce_seconds"},
+    )
+    doctors = di.get(
+        "doctors",
+        lambda v: isinstance(v, list) and all(isinstance(d, str) and d for d in v),
+        "a list of doctor codes such as [\"D1\", \"D2\"]",
+    )
+    names = di.get("names", lambda v: v in ("hidden", "initials"), "'hidden' or 'initials'")
+    bell = di.boolean("bell")
+    display = DisplaySettings(
+        doctors=tuple(d.upper() for d in doctors or ()),
+        names=names or "hidden",
+        bell=True if bell is None else bell,
+        next_count=di.int_range("next_count", 0, 10) or 4,
+        announce_seconds=di.int_range("announce_seconds", 1, 120) or 8,
+    )
+    return Settings(source=path, database=database, clinic=clinic, terminal=terminal,
+                    display=display)
+
+
+def _url_has_password(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).password is not None
+    except ValueError:
+        return False
+
+
+def _is_timezone(name: str) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        # Without any zone data on this machine, leave the check to the database.
+        from zoneinfo import available_timezones
+
+        return not available_timezones()
+    return True

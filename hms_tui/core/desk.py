@@ -1,0 +1,296 @@
+"""The desk: one method per action, each one call of a server-side function.
+
+Each call is a single statement on an autocommit connection, so it is its own transaction and
+one round trip: the counter and queue locks are taken and released inside the server, never
+held across the network. Inputs are validated here first (one clear message, nothing sent), and
+again by the database (CHECK constraints and the functions), which has the last word.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import text
+
+from hms_tui.core import validation as v
+from hms_tui.core.errors import InvalidInput, NotFound
+from hms_tui.core.models import (
+    AuditEntry,
+    Bill,
+    ClinicRules,
+    Doctor,
+    DoctorBoard,
+    Patient,
+    PatientMatch,
+    Priority,
+    TimelineEntry,
+    Visit,
+)
+from hms_tui.db.database import Database, translated_errors
+
+
+class Desk:
+    """Every front-desk action and read, over one ``Database``. Thread-safe (pooled)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Mapping[str, Any]]:
+        with translated_errors(), self.db.engine.connect() as conn:
+            result = conn.execute(text(sql), dict(params or {}))
+            return [dict(r) for r in result.mappings()]
+
+    def _one(self, sql: str, params: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+        rows = self._rows(sql, params)
+        if not rows:
+            raise NotFound("nothing found")
+        return rows[0]
+
+    def _visit(self, function: str, **params: Any) -> Visit:
+        args = ", ".join(f":{name}" for name in params)
+        return Visit.from_row(self._one(f"SELECT * FROM hms.{function}({args})", params))
+
+    # -- doctors and settings ------------------------------------------------------------------
+
+    def add_doctor(
+        self, code: str, name: str, room: str | None = None, prefix: str | None = None
+    ) -> Doctor:
+        row = self._one(
+            "SELECT * FROM hms.add_doctor(:code, :name, :room, :prefix)",
+            {
+                "code": v.doctor_code(code),
+                "name": v.person_name(name),
+                "room": v.optional_text(room, "room", v.ROOM_MAX),
+                "prefix": v.token_prefix(prefix) if prefix else None,
+            },
+        )
+        return Doctor(**row)
+
+    def update_doctor(
+        self,
+        code: str,
+        *,
+        name: str | None = None,
+        room: str | None = None,
+        prefix: str | None = None,
+        active: bool | None = None,
+    ) -> Doctor:
+        """Change what is given; ``room=""`` clears the room."""
+        row = self._one(
+            "SELECT * FROM hms.update_doctor(:code, :name, :room, :prefix, :active)",
+            {
+                "code": v.doctor_code(code),
+                "name": v.person_name(name) if name is not None else None,
+                "room": "" if room == "" else v.optional_text(room, "room", v.ROOM_MAX),
+                "prefix": v.token_prefix(prefix) if prefix else None,
+                "active": active,
+            },
+        )
+        return Doctor(**row)
+
+    def doctors(self) -> list[Doctor]:
+        return [Doctor(**r) for r in self._rows("SELECT * FROM hms.doctor_list()")]
+
+    def board(self) -> list[DoctorBoard]:
+        return [DoctorBoard(**r) for r in self._rows("SELECT * FROM hms.doctor_board()")]
+
+    def rules(self) -> ClinicRules:
+        row = self._one(
+            "SELECT clinic_name, timezone, recall_limit, requeue_after, skip_places, "
+            "consult_minutes FROM hms.get_rules()"
+        )
+        return ClinicRules(**row)
+
+    def configure(
+        self,
+        *,
+        clinic_name: str | None = None,
+        timezone: str | None = None,
+        recall_limit: int | None = None,
+        requeue_after: int | None = None,
+        skip_places: int | None = None,
+        consult_minutes: int | None = None,
+    ) -> ClinicRules:
+        row = self._one(
+            "SELECT clinic_name, timezone, recall_limit, requeue_after, skip_places, consult_minutes"
+            " FROM hms.configure(:name, :tz, :recall, :requeue, :skip, :consult)",
+            {
+                "name": v.optional_text(clinic_name, "clinic name", 80),
+                "tz": v.optional_text(timezone, "time zone", 64),
+                "recall": recall_limit,
+                "requeue": requeue_after,
+                "skip": skip_places,
+                "consult": consult_minutes,
+            },
+        )
+        return ClinicRules(**row)
+
+    def business_date(self) -> date:
+        return self._one("SELECT hms.business_date() AS d")["d"]  # type: ignore[no-any-return]
+
+    # -- patients ------------------------------------------------------------------------------
+
+    def add_patient(
+        self, name: str, phone: str | None = None, birth_date: str | date | None = None
+    ) -> Patient:
+        row = self._one(
+            "SELECT * FROM hms.add_patient(:name, :phone, :dob)",
+            {"name": v.person_name(name), "phone": v.phone(phone), "dob": v.birth_date(birth_date)},
+        )
+        return Patient(**row)
+
+    def patient(self, patient_id: int) -> Patient:
+        return Patient(**self._one("SELECT * FROM hms.get_patient(:id)", {"id": patient_id}))
+
+    def search_patients(self, query: str, limit: int = 50) -> list[PatientMatch]:
+        rows = self._rows(
+            "SELECT * FROM hms.search_patients(:q, :limit)",
+            {"q": v.search_text(query), "limit": limit},
+        )
+        return [PatientMatch(**r) for r in rows]
+
+    # -- visits --------------------------------------------------------------------------------
+
+    def checkin(
+        self,
+        doctor: str,
+        patient_id: int,
+        priority: Priority | str = Priority.NORMAL,
+        key: str | None = None,
+    ) -> Visit:
+        """Check a patient in; with ``key``, a retry returns the first visit (``replayed``)."""
+        return self._visit(
+            "checkin",
+            doctor=v.doctor_code(doctor),
+            patient=patient_id,
+            priority=Priority.parse(str(priority)).value,
+            key=v.optional_text(key, "check-in key", 100),
+        )
+
+    def book(self, doctor: str, patient_id: int, at: str) -> Visit:
+        return self._visit(
+            "book", doctor=v.doctor_code(doctor), patient=patient_id, at=v.appointment_time(at)
+        )
+
+    def arrive(self, visit_id: int) -> Visit:
+        return self._visit("arrive", visit=visit_id)
+
+    def call_next(self, doctor: str) -> Visit:
+        return self._visit("call_next", doctor=v.doctor_code(doctor))
+
+    def call(self, visit_id: int) -> Visit:
+        return self._visit("call", visit=visit_id)
+
+    def recall(self, visit_id: int) -> Visit:
+        return self._visit("recall", visit=visit_id)
+
+    def start(self, visit_id: int) -> Visit:
+        return self._visit("start", visit=visit_id)
+
+    def complete(self, visit_id: int) -> Visit:
+        return self._visit("complete", visit=visit_id)
+
+    def cancel(self, visit_id: int, reason: str | None = None) -> Visit:
+        return self._visit(
+            "cancel", visit=visit_id, reason=v.optional_text(reason, "reason", v.REASON_MAX)
+        )
+
+    def no_show(self, visit_id: int) -> Visit:
+        return self._visit("no_show", visit=visit_id)
+
+    def requeue(self, visit_id: int) -> Visit:
+        return self._visit("requeue", visit=visit_id)
+
+    def skip(self, visit_id: int, places: int | None = None) -> Visit:
+        return self._visit(
+            "skip", visit=visit_id, places=v.positive_places(places) if places is not None else None
+        )
+
+    def set_priority(self, visit_id: int, priority: Priority | str) -> Visit:
+        return self._visit(
+            "set_priority", visit=visit_id, priority=Priority.parse(str(priority)).value
+        )
+
+    def transfer(self, visit_id: int, to_doctor: str) -> Visit:
+        return self._visit("transfer", visit=visit_id, to=v.doctor_code(to_doctor))
+
+    def visit(self, visit_id: int) -> Visit:
+        return self._visit("visit_info", visit=visit_id)
+
+    def queue(self, doctor: str, *, include_all: bool = False) -> list[Visit]:
+        """Today's queue: those being served, then the waiting line (positions 1..N)."""
+        rows = self._rows(
+            "SELECT * FROM hms.queue(:doctor, :all)",
+            {"doctor": v.doctor_code(doctor), "all": include_all},
+        )
+        return [Visit.from_row(r) for r in rows]
+
+    # -- bills ---------------------------------------------------------------------------------
+
+    def create_bill(self, visit_id: int, items: Sequence[tuple[str, Decimal]]) -> Bill:
+        if not items:
+            raise InvalidInput("a bill needs at least one item (--item \"Consultation=500\")")
+        if len(items) > v.BILL_ITEMS_MAX:
+            raise InvalidInput(f"a bill can have at most {v.BILL_ITEMS_MAX} items")
+        payload = [
+            {
+                "description": v.clean_text(d, "bill item description", v.ITEM_MAX),
+                "amount": str(v.amount(str(a), "bill item amount")),
+            }
+            for d, a in items
+        ]
+        row = self._one(
+            "SELECT * FROM hms.create_bill(:visit, CAST(:items AS jsonb))",
+            {"visit": visit_id, "items": json.dumps(payload)},
+        )
+        return Bill.from_row(row)
+
+    def void_bill(self, bill: str, reason: str) -> Bill:
+        row = self._one(
+            "SELECT * FROM hms.void_bill(:bill, :reason)",
+            {"bill": v.clean_text(bill, "bill", 40),
+             "reason": v.clean_text(reason, "reason", v.REASON_MAX)},
+        )
+        return Bill.from_row(row)
+
+    def bill(self, bill: str) -> Bill:
+        row = self._one(
+            "SELECT * FROM hms.bill_info(hms.find_bill(:bill))", {"bill": v.clean_text(bill, "bill", 40)}
+        )
+        return Bill.from_row(row)
+
+    def bills_for_visit(self, visit_id: int) -> list[Bill]:
+        rows = self._rows(
+            "SELECT i.* FROM hms.bills b, LATERAL hms.bill_info(b.id) i"
+            " WHERE b.visit_id = :visit ORDER BY b.id",
+            {"visit": visit_id},
+        )
+        return [Bill.from_row(r) for r in rows]
+
+    # -- audit ---------------------------------------------------------------------------------
+
+    def timeline(self, visit_id: int) -> list[TimelineEntry]:
+        rows = self._rows("SELECT * FROM hms.visit_timeline(:visit)", {"visit": visit_id})
+        return [TimelineEntry(**r) for r in rows]
+
+    def audit_tail(
+        self,
+        limit: int = 20,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        visit_id: int | None = None,
+    ) -> list[AuditEntry]:
+        if not 1 <= limit <= 10000:
+            raise InvalidInput(f"limit must be from 1 to 10000, not {limit}")
+        rows = self._rows(
+            "SELECT * FROM hms.audit_tail(:limit, :actor, :action, :visit)",
+            {"limit": limit, "actor": actor, "action": action, "visit": visit_id},
+        )
+        return [AuditEntry(**r) for r in rows]

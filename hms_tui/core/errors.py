@@ -1,0 +1,82 @@
+"""Errors a desk action can end with. Each carries one line meant for the person at the desk.
+
+The server-side functions raise with SQLSTATEs of class ``HM``; ``from_sqlstate`` maps them
+(and the few PostgreSQL errors a user can cause) onto these classes.
+"""
+
+from __future__ import annotations
+
+
+class HmsError(Exception):
+    """Base class: ``str(err)`` is the one-line message shown to the user."""
+
+    exit_code = 1
+
+
+class ConfigError(HmsError):
+    exit_code = 2
+
+
+class InvalidInput(HmsError):
+    exit_code = 2
+
+
+class NotFound(HmsError):
+    exit_code = 3
+
+
+class IllegalTransition(HmsError):
+    exit_code = 4
+
+
+class Conflict(HmsError):
+    exit_code = 5
+
+
+class Forbidden(HmsError):
+    exit_code = 6
+
+
+class Busy(HmsError):
+    """A lock or statement timeout: nothing was written; trying again is safe."""
+
+    exit_code = 7
+
+
+class DatabaseUnavailable(HmsError):
+    exit_code = 8
+
+
+class SchemaMismatch(HmsError):
+    exit_code = 9
+
+
+# SQLSTATEs raised by hms functions (see migrations) and by PostgreSQL for user-caused errors.
+_BY_SQLSTATE: dict[str, type[HmsError]] = {
+    "HM404": NotFound,
+    "HM409": Conflict,
+    "HM422": InvalidInput,
+    "HM423": IllegalTransition,
+    "HM403": Forbidden,
+    "23505": Conflict,  # unique_violation
+    "23514": InvalidInput,  # check_violation
+    "23502": InvalidInput,  # not_null_violation
+    "22001": InvalidInput,  # string_data_right_truncation
+    "22003": InvalidInput,  # numeric_value_out_of_range
+    "22007": InvalidInput,  # invalid_datetime_format
+    "22008": InvalidInput,  # datetime_field_overflow
+    "22P02": InvalidInput,  # invalid_text_representation
+    "22023": InvalidInput,  # invalid_parameter_value (e.g. unknown time zone)
+    "55P03": Busy,  # lock_not_available (lock_timeout)
+    "57014": Busy,  # query_canceled (statement_timeout)
+    "42501": Forbidden,  # insufficient_privilege
+}
+
+
+def from_sqlstate(sqlstate: str | None, message: str) -> HmsError | None:
+    cls = _BY_SQLSTATE.get(sqlstate or "")
+    if cls is None:
+        return None
+    if cls is Busy:
+        message = f"the database is busy ({message}); nothing was changed, try again"
+    return cls(message)

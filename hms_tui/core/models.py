@@ -1,0 +1,223 @@
+"""Domain types returned by the core. Field names match the columns the SQL functions return,
+and they are the field names of ``--json`` output (a contract: scripts read them)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    BOOKED = "BOOKED"
+    WAITING = "WAITING"
+    CALLED = "CALLED"
+    IN_CONSULTATION = "IN_CONSULTATION"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+    NO_SHOW = "NO_SHOW"
+    TRANSFERRED = "TRANSFERRED"
+
+
+ACTIVE_STATUSES = frozenset({Status.BOOKED, Status.WAITING, Status.CALLED, Status.IN_CONSULTATION})
+SERVING_STATUSES = frozenset({Status.CALLED, Status.IN_CONSULTATION})
+
+
+class Priority(StrEnum):
+    NORMAL = "NORMAL"
+    URGENT = "URGENT"
+    EMERGENCY = "EMERGENCY"
+
+    @classmethod
+    def parse(cls, text: str) -> Priority:
+        from hms_tui.core.errors import InvalidInput
+
+        try:
+            return cls(text.strip().upper())
+        except ValueError:
+            raise InvalidInput(
+                f"priority {text!r} is invalid; use normal, urgent or emergency"
+            ) from None
+
+
+@dataclass(frozen=True)
+class Doctor:
+    id: int
+    code: str
+    name: str
+    room: str | None
+    token_prefix: str
+    active: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DoctorBoard:
+    """A doctor's day at a glance."""
+
+    code: str
+    name: str
+    room: str | None
+    token_prefix: str
+    active: bool
+    serving: str | None
+    waiting: int
+    seen: int
+    no_shows: int
+    issued: int
+
+
+@dataclass(frozen=True)
+class Patient:
+    id: int
+    mrn: str
+    name: str
+    phone: str | None
+    birth_date: date | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PatientMatch:
+    id: int
+    mrn: str
+    name: str
+    phone: str | None
+    birth_date: date | None
+    age: int | None
+    active_visits: str | None
+
+
+@dataclass(frozen=True)
+class Visit:
+    """A visit as the desk sees it; ``position`` is set only while WAITING (1 = next)."""
+
+    visit_id: int
+    token: str | None
+    serial: int | None
+    position: int | None
+    status: Status
+    priority: Priority
+    patient_id: int
+    patient_name: str
+    mrn: str
+    doctor: str
+    doctor_name: str
+    room: str | None
+    business_date: date
+    appointment_at: datetime | None
+    checked_in_at: datetime | None
+    called_at: datetime | None
+    call_count: int
+    started_at: datetime | None
+    ended_at: datetime | None
+    cancel_reason: str | None
+    transferred_from: int | None
+    transferred_to: int | None
+    wait_minutes: int | None
+    replayed: bool
+
+    @classmethod
+    def from_row(cls, row: Any) -> Visit:
+        data = dict(row)
+        data["status"] = Status(data["status"])
+        data["priority"] = Priority(data["priority"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class BillItem:
+    line: int
+    description: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Bill:
+    id: int
+    bill_number: str
+    visit_id: int
+    token: str | None
+    patient_id: int
+    patient_name: str
+    mrn: str
+    doctor: str
+    doctor_name: str
+    total: Decimal
+    status: str
+    created_at: datetime
+    voided_at: datetime | None
+    void_reason: str | None
+    items: tuple[BillItem, ...]
+
+    @classmethod
+    def from_row(cls, row: Any) -> Bill:
+        data = dict(row)
+        data["items"] = tuple(
+            BillItem(line=i["line"], description=i["description"], amount=Decimal(str(i["amount"])))
+            for i in data["items"]
+        )
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ClinicRules:
+    """Clinic-wide settings, stored in the database so every terminal agrees."""
+
+    clinic_name: str
+    timezone: str
+    recall_limit: int
+    requeue_after: int
+    skip_places: int
+    consult_minutes: int
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    seq: int
+    at: datetime
+    actor: str
+    terminal: str | None
+    action: str
+    entity: str
+    status_before: str | None
+    status_after: str | None
+    since_previous: timedelta | None
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    at: datetime
+    actor: str
+    terminal: str | None
+    action: str
+    entity: str
+    entity_id: int | None
+    visit_id: int | None
+    status_before: str | None
+    status_after: str | None
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON types: dataclasses become objects, times ISO 8601, money exact decimals."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Decimal):
+        # Two-decimal amounts below 10^13 survive float's shortest round-trip exactly.
+        return float(value)
+    if isinstance(value, StrEnum):
+        return value.value
+    return value

@@ -1,0 +1,199 @@
+"""Connections. One ``Database`` per process: a libpq conninfo, a lazily built SQLAlchemy engine
+(psycopg 3 underneath) for the synchronous core, and plain asyncpg connections for the listener.
+
+libpq conventions hold everywhere: an empty URL means "use PG* variables", passwords come from
+~/.pgpass, PGPASSWORD or a prompt, never from the config file.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import conninfo as pg_conninfo
+
+from hms_tui.core.errors import DatabaseUnavailable, HmsError, from_sqlstate
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from hms_tui.db.embedded import EmbeddedServer
+
+# Keepalives make a dead peer visible to libpq within ~15 s instead of the kernel's hours.
+KEEPALIVE_OPTIONS: Mapping[str, str] = {
+    "keepalives": "1",
+    "keepalives_idle": "5",
+    "keepalives_interval": "2",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "15000",
+}
+
+
+@dataclass
+class Database:
+    """Where the data lives. Nothing connects until a connection is asked for."""
+
+    conninfo: str
+    terminal: str = ""
+    connect_timeout: int = 5
+    ssl: Mapping[str, str] = field(default_factory=dict)
+    embedded: EmbeddedServer | None = None
+    _engine: Engine | None = field(default=None, init=False, repr=False)
+
+    def params(self) -> dict[str, str]:
+        """The conninfo with SSL settings, timeouts and keepalives applied (TCP only)."""
+        params: dict[str, Any] = pg_conninfo.conninfo_to_dict(self.conninfo)
+        params.update(self.ssl)
+        params.setdefault("connect_timeout", str(self.connect_timeout))
+        params.setdefault("application_name", "hms-tui")
+        host = str(params.get("host") or os.environ.get("PGHOST") or "")
+        if host and not host.startswith("/"):
+            for key, value in KEEPALIVE_OPTIONS.items():
+                params.setdefault(key, value)
+        return {k: str(v) for k, v in params.items() if v is not None}
+
+    def describe(self) -> str:
+        """Where we connect, without secrets (for messages)."""
+        if self.embedded is not None:
+            return f"embedded PostgreSQL in {self.embedded.data_dir}"
+        p = self.params()
+        host = p.get("host") or os.environ.get("PGHOST") or "localhost"
+        port = p.get("port") or os.environ.get("PGPORT") or "5432"
+        db = p.get("dbname") or os.environ.get("PGDATABASE") or p.get("user") or getpass.getuser()
+        return f"{db} on {host}:{port}"
+
+    # -- synchronous ---------------------------------------------------------------------------
+
+    def connect(self, *, autocommit: bool = False) -> psycopg.Connection[Any]:
+        """A new psycopg connection with this terminal's label set for the audit trail."""
+        try:
+            conn = psycopg.connect(**self.params(), autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(
+                f"cannot connect to {self.describe()}: {_first_line(exc)}"
+            ) from None
+        conn.execute("SELECT set_config('hms.terminal', %s, false)", (self.terminal,))
+        try:
+            # Show times in the clinic's zone. Business dates never depend on this setting.
+            conn.execute("SELECT set_config('TimeZone', hms.clinic_timezone(), false)")
+        except psycopg.Error:
+            pass  # schema not installed yet (db upgrade) or no access: keep the server's zone
+        conn.autocommit = autocommit
+        return conn
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from sqlalchemy import create_engine
+
+            self._engine = create_engine(
+                "postgresql+psycopg://",
+                creator=self.connect,
+                # One statement = one transaction = one round trip (see core/desk.py).
+                isolation_level="AUTOCOMMIT",
+                pool_size=5,
+                max_overflow=10,
+            )
+        return self._engine
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    # -- asynchronous (listener) ---------------------------------------------------------------
+
+    async def connect_async(self) -> Any:
+        """A new asyncpg connection (the listener and its refetches use these)."""
+        import asyncpg
+
+        p = self.params()
+        kwargs: dict[str, Any] = {
+            "host": p.get("host"),
+            "port": int(p["port"]) if p.get("port") else None,
+            "user": p.get("user"),
+            "database": p.get("dbname"),
+            "password": p.get("password"),
+            "timeout": self.connect_timeout,
+            "server_settings": {"application_name": p.get("application_name", "hms-tui")},
+        }
+        if "sslmode" in p:
+            kwargs["ssl"] = _asyncpg_ssl(p)
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        if self.terminal:
+            kwargs["server_settings"]["hms.terminal"] = self.terminal
+        try:
+            return await asyncpg.connect(**kwargs)
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            raise DatabaseUnavailable(
+                f"cannot connect to {self.describe()}: {_first_line(exc)}"
+            ) from None
+
+
+def _asyncpg_ssl(p: Mapping[str, str]) -> Any:
+    """Translate libpq SSL parameters into what asyncpg takes."""
+    import ssl
+
+    mode = p["sslmode"]
+    if mode in ("disable", "allow", "prefer", "require") and "sslrootcert" not in p:
+        return {"disable": False, "allow": "allow", "prefer": "prefer", "require": "require"}[mode]
+    ctx = ssl.create_default_context(cafile=p.get("sslrootcert"))
+    ctx.check_hostname = mode == "verify-full"
+    if mode in ("require", "verify-ca") and "sslrootcert" not in p:
+        ctx.verify_mode = ssl.CERT_NONE
+    if "sslcert" in p:
+        ctx.load_cert_chain(p["sslcert"], p.get("sslkey"))
+    return ctx
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def translate(exc: BaseException) -> HmsError | None:
+    """Map a driver error (psycopg, asyncpg or SQLAlchemy-wrapped) onto an HmsError."""
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, HmsError):
+        return orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate is None and hasattr(orig, "diag"):
+        sqlstate = orig.diag.sqlstate
+    message = _message_of(orig)
+    mapped = from_sqlstate(sqlstate, message)
+    if mapped is not None:
+        return mapped
+    if isinstance(orig, psycopg.DataError) and "NUL" in str(orig):
+        from hms_tui.core.errors import InvalidInput
+
+        return InvalidInput("text contains a NUL character")
+    if isinstance(orig, (psycopg.OperationalError, psycopg.InterfaceError, OSError)):
+        return DatabaseUnavailable(f"lost the database connection: {_first_line(orig)}")
+    return None
+
+
+def _message_of(err: BaseException) -> str:
+    diag = getattr(err, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    if primary:
+        return str(primary)
+    return _first_line(err)
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Re-raise driver errors a user can cause as HmsError; let real bugs through."""
+    try:
+        yield
+    except HmsError:
+        raise
+    except Exception as exc:
+        mapped = translate(exc)
+        if mapped is None:
+            raise
+        raise mapped from exc

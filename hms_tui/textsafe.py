@@ -1,0 +1,26 @@
+"""Showing stored text literally and safely, in any UI.
+
+Entry points refuse control and bidi characters and the database's CHECK constraints do too,
+so stored text should never contain them; this is the last line of defence for whatever else
+reaches a terminal (server messages, labels from other versions): such characters are replaced
+with U+FFFD so no escape sequence can ever reach the terminal.
+"""
+
+from __future__ import annotations
+
+from hms_tui.core.validation import FORBIDDEN_CHARS
+
+REPLACEMENT = "\ufffd"
+
+
+def printable(value: object) -> str:
+    """``value`` as text with control, escape and bidi-override characters neutralised."""
+    if value is None:
+        return ""
+    return FORBIDDEN_CHARS.sub(REPLACEMENT, str(value))
+
+
+def initials(name: str) -> str:
+    """'Kumar, Anil' -> 'K. A.' (for displays configured to show initials)."""
+    parts = [p for p in printable(name).replace(",", " ").split() if p]
+    return " ".join(f"{p[0].upper()}." for p in parts[:3])

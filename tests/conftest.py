@@ -1,0 +1,107 @@
+"""Real PostgreSQL for every test.
+
+HMS_TEST_DSN (e.g. postgresql://postgres@127.0.0.1:5432/postgres) points at a server where we
+may create databases; without it an embedded PostgreSQL 18 starts in a temporary directory
+for the session. The schema is migrated once into a template database; each test gets its own
+clone (CREATE DATABASE ... TEMPLATE), so tests are isolated and fast.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import conninfo as pg_conninfo
+
+from hms_tui.core.desk import Desk
+from hms_tui.db import migrate
+from hms_tui.db.database import Database
+
+TEMPLATE = f"hms_tmpl_{os.getpid()}"
+
+
+def with_dbname(conninfo: str, dbname: str) -> str:
+    params: dict[str, Any] = pg_conninfo.conninfo_to_dict(conninfo)
+    params["dbname"] = dbname
+    return pg_conninfo.make_conninfo(**params)
+
+
+@pytest.fixture(scope="session")
+def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An admin conninfo of the server the session uses."""
+    dsn = os.environ.get("HMS_TEST_DSN")
+    if dsn:
+        yield dsn
+        return
+    from hms_tui.db.embedded import EmbeddedServer
+
+    server = EmbeddedServer(tmp_path_factory.mktemp("pg") / "data")
+    conninfo = server.start()
+    yield with_dbname(conninfo, "postgres")
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def template_db(server_dsn: str) -> Iterator[str]:
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}"')
+        admin.execute(f'CREATE DATABASE "{TEMPLATE}"')
+    with psycopg.connect(with_dbname(server_dsn, TEMPLATE), autocommit=True) as conn:
+        migrate.upgrade(conn)
+    yield TEMPLATE
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
+
+
+@pytest.fixture
+def dsn(server_dsn: str, template_db: str) -> Iterator[str]:
+    """A fresh, migrated database for this test."""
+    name = f"hms_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    yield with_dbname(server_dsn, name)
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db(dsn: str) -> Iterator[Database]:
+    database = Database(dsn, terminal="pytest")
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def desk(db: Database) -> Desk:
+    return Desk(db)
+
+
+@pytest.fixture
+def sql(dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    """A plain autocommit connection to the test database, for checking what is stored."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def clinic(desk: Desk) -> dict[str, Any]:
+    """Two doctors and ten patients."""
+    desk.add_doctor("D1", "Dr Rao", "Room 3")
+    desk.add_doctor("D2", "Dr Mehta", "Room 5")
+    patients = [desk.add_patient(f"Patient {i:02d}").id for i in range(10)]
+    return {"doctors": ["D1", "D2"], "patients": patients}
+
+
+@pytest.fixture
+def cli_env(dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment for running the hms-tui command against the test database."""
+    env = dict(os.environ)
+    env["HMS_DATABASE_URL"] = dsn
+    env["HMS_TUI_CONFIG"] = ""
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    return env
