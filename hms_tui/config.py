@@ -238,11 +238,15 @@ def _parse(raw: Mapping[str, Any], path: Path) -> Settings:
         doctors=tuple(d.upper() for d in doctors or ()),
         names=names or "hidden",
         bell=True if bell is None else bell,
-        next_count=di.int_range("next_count", 0, 10) or 4,
+        next_count=_default(di.int_range("next_count", 0, 10), 4),
         announce_seconds=di.int_range("announce_seconds", 1, 120) or 8,
     )
     return Settings(source=path, database=database, clinic=clinic, terminal=terminal,
                     display=display)
+
+
+def _default(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def _url_has_password(url: str) -> bool:

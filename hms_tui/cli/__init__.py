@@ -14,7 +14,6 @@ from typing import Annotated
 
 import typer
 
-from hms_tui.cli import render
 from hms_tui.cli._click import click_exceptions
 from hms_tui.cli.context import AppContext
 from hms_tui.core.errors import HmsError

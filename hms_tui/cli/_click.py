@@ -9,7 +9,7 @@ def _load() -> ModuleType:
     try:
         from typer._click import exceptions  # type: ignore[attr-defined,unused-ignore]
     except ImportError:  # typer < 0.20 uses the click package
-        from click import exceptions  # type: ignore[no-redef,unused-ignore]
+        from click import exceptions  # type: ignore[no-redef,import-not-found,unused-ignore]
     return exceptions  # type: ignore[no-any-return,unused-ignore]
 
 

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from hms_tui.cli import render
 from hms_tui.cli import app as root
+from hms_tui.cli import render
 from hms_tui.cli.context import AppContext
 from hms_tui.cli.visit_commands import JsonFlag, _desk
 from hms_tui.core import validation

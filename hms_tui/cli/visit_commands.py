@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from hms_tui.cli import render
 from hms_tui.cli import app as root
+from hms_tui.cli import render
 from hms_tui.cli.context import AppContext
 from hms_tui.core.desk import Desk
 from hms_tui.core.models import Visit

@@ -7,6 +7,7 @@ libpq conventions hold everywhere: an empty URL means "use PG* variables", passw
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 from collections.abc import Iterator, Mapping
@@ -72,17 +73,16 @@ class Database:
     def connect(self, *, autocommit: bool = False) -> psycopg.Connection[Any]:
         """A new psycopg connection with this terminal's label set for the audit trail."""
         try:
-            conn = psycopg.connect(**self.params(), autocommit=True)
+            conn = psycopg.connect(pg_conninfo.make_conninfo(**self.params()), autocommit=True)
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailable(
                 f"cannot connect to {self.describe()}: {_first_line(exc)}"
             ) from None
         conn.execute("SELECT set_config('hms.terminal', %s, false)", (self.terminal,))
-        try:
-            # Show times in the clinic's zone. Business dates never depend on this setting.
+        # Show times in the clinic's zone (business dates never depend on this setting). Before
+        # `db upgrade` the function does not exist yet: keep the server's zone then.
+        with contextlib.suppress(psycopg.Error):
             conn.execute("SELECT set_config('TimeZone', hms.clinic_timezone(), false)")
-        except psycopg.Error:
-            pass  # schema not installed yet (db upgrade) or no access: keep the server's zone
         conn.autocommit = autocommit
         return conn
 

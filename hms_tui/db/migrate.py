@@ -100,7 +100,7 @@ def upgrade(conn: psycopg.Connection[Any]) -> list[Migration]:
             if have == len(migrations):
                 return applied
             step = migrations[have]
-            conn.execute(step.sql)  # type: ignore[arg-type]  # trusted file shipped in the wheel
+            conn.execute(step.sql.encode())  # a trusted file shipped in the wheel, run as a script
             conn.execute(
                 "INSERT INTO hms.schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                 (step.version, step.name, step.checksum),
