@@ -44,7 +44,7 @@ def _root(
 
 def _register() -> None:
     # Imported for their side effect of adding commands to ``app``.
-    from hms_tui.cli import admin_commands, visit_commands  # noqa: F401
+    from hms_tui.cli import admin_commands, visit_commands, watch_command  # noqa: F401
 
 
 _register()

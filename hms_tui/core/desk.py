@@ -97,6 +97,9 @@ class Desk:
     def doctors(self) -> list[Doctor]:
         return [Doctor(**r) for r in self._rows("SELECT * FROM hms.doctor_list()")]
 
+    def doctor(self, code: str) -> Doctor:
+        return Doctor(**self._one("SELECT * FROM hms.get_doctor(:code)", {"code": v.doctor_code(code)}))
+
     def board(self) -> list[DoctorBoard]:
         return [DoctorBoard(**r) for r in self._rows("SELECT * FROM hms.doctor_board()")]
 

@@ -108,11 +108,13 @@ class Database:
 
     # -- asynchronous (listener) ---------------------------------------------------------------
 
-    async def connect_async(self) -> Any:
+    async def connect_async(self, *, application_name: str | None = None) -> Any:
         """A new asyncpg connection (the listener and its refetches use these)."""
         import asyncpg
 
         p = self.params()
+        if application_name:
+            p["application_name"] = application_name
         kwargs: dict[str, Any] = {
             "host": p.get("host"),
             "port": int(p["port"]) if p.get("port") else None,

@@ -1128,6 +1128,11 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
     SELECT * FROM hms.doctors ORDER BY code
 $$;
 
+CREATE FUNCTION hms.get_doctor(p_code text) RETURNS hms.doctors
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
+    SELECT * FROM hms.doctor_by_code(p_code)
+$$;
+
 CREATE FUNCTION hms.get_patient(p_id bigint) RETURNS hms.patients
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
     SELECT * FROM hms.patient_by_id(p_id)
