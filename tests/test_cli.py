@@ -1,0 +1,435 @@
+"""The ``hms-tui`` command, run for real as a subprocess against the per-test database.
+
+Setup that is not itself under test goes through the desk (in-process, fast); every command is
+then run as ``python -m hms_tui ...`` and its JSON, its table output, its exit code and stderr
+are checked, and so is what it wrote (or did not write) in the database.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+
+from hms_tui.core.desk import Desk
+from hms_tui.db import migrate
+
+CLI = [sys.executable, "-m", "hms_tui"]
+# argv cannot carry a NUL, so that case hands the argument list to the same entry point on stdin.
+VIA_MAIN = [sys.executable, "-c",
+            "import json, sys; from hms_tui.cli import main; main(json.loads(sys.stdin.read()))"]
+
+VISIT_FIELDS = {"visit_id", "token", "serial", "position", "status", "priority", "patient_id",
+                "doctor"}
+
+
+def run(env: dict[str, str], *args: str, via_main: bool = False) -> subprocess.CompletedProcess[str]:
+    if via_main:
+        return subprocess.run(VIA_MAIN, env=env, input=json.dumps(list(args)), capture_output=True,
+                              text=True, encoding="utf-8", timeout=120, check=False)
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True,
+                          encoding="utf-8", timeout=120, check=False)
+
+
+def ok(env: dict[str, str], *args: str) -> str:
+    """Run a command that must succeed; return its stdout."""
+    done = run(env, *args)
+    assert done.returncode == 0, (args, done.stderr)
+    assert done.stderr == "", (args, done.stderr)
+    return done.stdout
+
+
+def js(env: dict[str, str], *args: str) -> Any:
+    """Run a command with --json; it prints exactly one JSON document on one line."""
+    out = ok(env, *args, "--json")
+    assert out.endswith("\n") and out.count("\n") == 1, out
+    return json.loads(out)
+
+
+TABLES = ("patients", "visits", "bills", "audit_events")
+
+
+def counts(sql: psycopg.Connection[Any]) -> dict[str, int]:
+    found = {}
+    for table in TABLES:
+        row = sql.execute(f"SELECT count(*) FROM hms.{table}").fetchone()
+        assert row is not None
+        found[table] = row[0]
+    return found
+
+
+def noon_zone(now_utc: datetime) -> str:
+    """An Etc/GMT zone where it is now 12:xx (Etc/GMT signs are inverted: Etc/GMT-5 is UTC+5)."""
+    offset = 12 - now_utc.hour
+    if offset > 0:
+        return f"Etc/GMT-{offset}"
+    if offset < 0:
+        return f"Etc/GMT+{-offset}"
+    return "Etc/GMT"
+
+
+def status_of(sql: psycopg.Connection[Any], visit_id: int) -> str:
+    row = sql.execute("SELECT status::text FROM hms.visits WHERE id = %s", (visit_id,)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+# -- database and demo ------------------------------------------------------------------------------
+
+
+def test_db_upgrade_and_demo(cli_env: dict[str, str], sql: psycopg.Connection[Any]) -> None:
+    upgraded = js(cli_env, "db", "upgrade")
+    assert upgraded["version"] == migrate.latest_version()
+    assert sql.execute("SELECT current_database()").fetchone() == (
+        upgraded["database"].split(" on ")[0],)
+    assert upgraded["rules"]["recall_limit"] == 2
+    assert upgraded["rules"]["requeue_after"] == 3
+    assert counts(sql)["patients"] == 0
+
+    seeded = js(cli_env, "demo", "--seed-only")
+    assert seeded["seeded"] is True
+    assert seeded["doctors"] == ["D1", "D2", "D3", "D4"]
+    stored = counts(sql)
+    assert (stored["patients"], stored["visits"], stored["bills"]) == (
+        seeded["patients"], seeded["visits"], seeded["bills"])
+    assert seeded["patients"] > 0 and seeded["visits"] > 0 and seeded["bills"] == 1
+
+    doctors = js(cli_env, "doctor", "list")
+    assert [d["code"] for d in doctors] == ["D1", "D2", "D3", "D4"]
+    assert all(d["active"] for d in doctors)
+    assert sum(d["issued"] for d in doctors) == sql.execute(
+        "SELECT count(*) FROM hms.visits WHERE token IS NOT NULL").fetchone()[0]  # type: ignore[index]
+
+    again = js(cli_env, "demo", "--seed-only")
+    assert again == {"seeded": False, "doctors": [], "patients": 0, "visits": 0, "bills": 0}
+    assert "nothing was seeded" in ok(cli_env, "demo", "--seed-only")
+    assert counts(sql) == stored
+
+    table = ok(cli_env, "doctor", "list")
+    for name in ("Dr Asha Rao", "Dr Vikram Mehta", "Dr Leela Sen", "Dr Omar Farouk"):
+        assert name in table
+
+
+# -- doctors and patients ---------------------------------------------------------------------------
+
+
+def test_doctor_and_patient_commands(cli_env: dict[str, str], sql: psycopg.Connection[Any]) -> None:
+    added = js(cli_env, "doctor", "add", "--code", "d7", "--name", "Dr Iyer", "--room", "Room 9")
+    assert (added["code"], added["name"], added["room"], added["token_prefix"], added["active"]) == (
+        "D7", "Dr Iyer", "Room 9", "D7", True)
+    other = js(cli_env, "doctor", "add", "--code", "D8", "--name", "Dr Bose", "--prefix", "c")
+    assert (other["token_prefix"], other["room"]) == ("C", None)
+
+    updated = js(cli_env, "doctor", "update", "D7", "--name", "Dr K Iyer", "--room", "",
+                 "--inactive")
+    assert (updated["name"], updated["room"], updated["active"]) == ("Dr K Iyer", None, False)
+    assert sql.execute(
+        "SELECT name, room, active FROM hms.doctors WHERE code = 'D7'").fetchone() == (
+        "Dr K Iyer", None, False)
+
+    listed = js(cli_env, "doctor", "list")
+    assert [(d["code"], d["active"], d["waiting"]) for d in listed] == [
+        ("D7", False, 0), ("D8", True, 0)]
+    assert "Dr K Iyer" in ok(cli_env, "doctor", "list")
+
+    patient = js(cli_env, "patient", "add", "--name", "Asha Verma", "--phone", "+91 98450 12345",
+                 "--dob", "1980-02-29")
+    assert {"id", "mrn", "name"} <= set(patient)
+    assert patient["name"] == "Asha Verma"
+    assert re.fullmatch(r"M\d{6}", patient["mrn"])
+    assert (patient["phone"], patient["birth_date"]) == ("+91 98450 12345", "1980-02-29")
+    assert sql.execute(
+        "SELECT mrn, name, phone, birth_date::text FROM hms.patients WHERE id = %s",
+        (patient["id"],)).fetchone() == (patient["mrn"], "Asha Verma", "+91 98450 12345",
+                                         "1980-02-29")
+    table = ok(cli_env, "patient", "add", "--name", "Ravi Verma")
+    assert "Ravi Verma" in table
+    assert re.search(r"M\d{6}", table)
+
+    found = js(cli_env, "patient", "search", "verma")
+    assert sorted(p["name"] for p in found) == ["Asha Verma", "Ravi Verma"]
+    by_mrn = js(cli_env, "patient", "search", patient["mrn"])
+    assert [p["id"] for p in by_mrn] == [patient["id"]]
+    by_phone = js(cli_env, "patient", "search", "98450 12345")
+    assert [p["id"] for p in by_phone] == [patient["id"]]
+    assert js(cli_env, "patient", "search", "nobody like this") == []
+
+
+# -- visits -----------------------------------------------------------------------------------------
+
+
+def test_visit_commands(
+    cli_env: dict[str, str], desk: Desk, clinic: dict[str, Any], sql: psycopg.Connection[Any]
+) -> None:
+    p = [str(x) for x in clinic["patients"]]
+
+    first = js(cli_env, "checkin", "--doctor", "D1", "--patient", p[0])
+    assert VISIT_FIELDS <= set(first)
+    assert {k: first[k] for k in VISIT_FIELDS - {"visit_id"}} == {
+        "token": "D1-001", "serial": 1, "position": 1, "status": "WAITING",
+        "priority": "NORMAL", "patient_id": int(p[0]), "doctor": "D1"}
+    urgent = js(cli_env, "checkin", "--doctor", "d1", "--patient", p[1], "--priority", "urgent",
+                "--key", "desk2-0001")
+    assert (urgent["token"], urgent["position"], urgent["priority"], urgent["replayed"]) == (
+        "D1-002", 1, "URGENT", False)
+    replay = js(cli_env, "checkin", "--doctor", "D1", "--patient", p[1], "--priority", "urgent",
+                "--key", "desk2-0001")
+    assert (replay["visit_id"], replay["token"], replay["replayed"]) == (
+        urgent["visit_id"], "D1-002", True)
+    v = [first["visit_id"], urgent["visit_id"]]
+    for n in (2, 3, 4):
+        v.append(js(cli_env, "checkin", "--doctor", "D1", "--patient", p[n])["visit_id"])
+    assert sql.execute("SELECT count(*) FROM hms.visits").fetchone() == (5,)
+
+    line = js(cli_env, "queue", "--doctor", "D1")
+    for entry in line:
+        assert VISIT_FIELDS <= set(entry)
+    waiting = [e for e in line if e["status"] == "WAITING"]
+    assert [e["position"] for e in waiting] == [1, 2, 3, 4, 5]
+    assert [e["visit_id"] for e in waiting] == [v[1], v[0], v[2], v[3], v[4]]
+    table = ok(cli_env, "queue", "--doctor", "D1")
+    assert all(f"D1-00{n}" in table for n in range(1, 6))
+    assert "Patient 01" in table
+
+    called = js(cli_env, "call-next", "--doctor", "D1")
+    assert (called["visit_id"], called["status"], called["call_count"]) == (v[1], "CALLED", 1)
+    assert js(cli_env, "recall", str(v[1]))["call_count"] == 2
+    assert js(cli_env, "start", str(v[1]))["status"] == "IN_CONSULTATION"
+    assert js(cli_env, "complete", str(v[1]))["status"] == "COMPLETED"
+
+    out_of_turn = js(cli_env, "call", str(v[3]))
+    assert (out_of_turn["status"], out_of_turn["call_count"]) == ("CALLED", 1)
+    cancelled = js(cli_env, "cancel", str(v[3]), "--reason", "left early")
+    assert (cancelled["status"], cancelled["cancel_reason"]) == ("CANCELLED", "left early")
+
+    # Waiting now: v0, v2, v4.
+    skipped = js(cli_env, "skip", str(v[0]), "--places", "2")
+    assert (skipped["status"], skipped["position"]) == ("WAITING", 3)
+    raised = js(cli_env, "priority", str(v[4]), "emergency")
+    assert (raised["priority"], raised["position"]) == ("EMERGENCY", 1)
+    assert [e["visit_id"] for e in js(cli_env, "queue", "--doctor", "D1")] == [v[4], v[2], v[0]]
+
+    moved = js(cli_env, "transfer", str(v[2]), "--to", "D2")
+    assert (moved["doctor"], moved["token"], moved["status"], moved["transferred_from"]) == (
+        "D2", "D2-001", "WAITING", v[2])
+    shown = js(cli_env, "show", str(v[2]))
+    assert (shown["status"], shown["transferred_to"], shown["token"]) == (
+        "TRANSFERRED", moved["visit_id"], "D1-003")
+    assert f"[visit {v[2]}]" in ok(cli_env, "show", str(v[2]))
+
+    js(cli_env, "call", str(v[0]))
+    js(cli_env, "recall", str(v[0]))
+    assert js(cli_env, "recall", str(v[0]))["call_count"] == 3
+    assert js(cli_env, "no-show", str(v[0]))["status"] == "NO_SHOW"
+    back = js(cli_env, "requeue", str(v[0]))
+    assert (back["status"], back["position"], back["call_count"]) == ("WAITING", 2, 0)
+
+    # A booking later today (the clinic clock set to about noon), then the arrival.
+    zone = noon_zone(datetime.now(UTC))
+    desk.configure(timezone=zone)
+    at = datetime.now(ZoneInfo(zone)) + timedelta(hours=1)
+    booked = js(cli_env, "book", "--doctor", "D2", "--patient", p[5],
+                "--at", at.strftime("%Y-%m-%d %H:%M"))
+    assert (booked["status"], booked["token"], booked["position"], booked["business_date"]) == (
+        "BOOKED", None, None, at.date().isoformat())
+    arrived = js(cli_env, "arrive", str(booked["visit_id"]))
+    assert (arrived["status"], arrived["token"], arrived["position"]) == ("WAITING", "D2-002", 2)
+
+    final = {
+        v[0]: "WAITING", v[1]: "COMPLETED", v[2]: "TRANSFERRED", v[3]: "CANCELLED",
+        v[4]: "WAITING", moved["visit_id"]: "WAITING", booked["visit_id"]: "WAITING",
+    }
+    assert {vid: status_of(sql, vid) for vid in final} == final
+    assert sql.execute("SELECT count(*) FROM hms.visits").fetchone() == (7,)
+
+
+# -- bills and audit ----------------------------------------------------------------------------------
+
+
+def test_bill_and_audit_commands(
+    cli_env: dict[str, str], desk: Desk, clinic: dict[str, Any], sql: psycopg.Connection[Any]
+) -> None:
+    vid = desk.checkin("D1", clinic["patients"][0]).visit_id
+    desk.call_next("D1")
+    desk.start(vid)
+    desk.complete(vid)
+    year = desk.business_date().year
+
+    bill = js(cli_env, "bill", "create", str(vid), "--item", "Consultation=500",
+              "--item", "ECG=250.50")
+    assert {"id", "bill_number", "total"} <= set(bill)
+    assert (bill["bill_number"], bill["total"], bill["status"], bill["visit_id"]) == (
+        f"B-{year}-0001", 750.5, "ISSUED", vid)
+    assert [(i["line"], i["description"], i["amount"]) for i in bill["items"]] == [
+        (1, "Consultation", 500.0), (2, "ECG", 250.5)]
+    assert sql.execute(
+        "SELECT bill_number, total::text FROM hms.bills WHERE id = %s", (bill["id"],)
+    ).fetchone() == (f"B-{year}-0001", "750.50")
+
+    assert js(cli_env, "bill", "show", bill["bill_number"]) == bill
+    assert js(cli_env, "bill", "show", str(bill["id"]))["bill_number"] == bill["bill_number"]
+    voided = js(cli_env, "bill", "void", bill["bill_number"], "--reason", "wrong patient")
+    assert (voided["status"], voided["void_reason"], voided["total"]) == (
+        "VOID", "wrong patient", 750.5)
+    assert voided["voided_at"] is not None
+    assert sql.execute("SELECT status, void_reason FROM hms.bills WHERE id = %s",
+                       (bill["id"],)).fetchone() == ("VOID", "wrong patient")
+    shown = ok(cli_env, "bill", "show", bill["bill_number"])
+    assert "VOID (wrong patient)" in shown
+    assert "750.00" in shown and "250.50" in shown
+
+    # The voided number stays used: the next bill is 0002.
+    second = js(cli_env, "bill", "create", str(vid), "--item", "Consultation=500")
+    assert (second["bill_number"], second["total"]) == (f"B-{year}-0002", 500.0)
+
+    timeline = js(cli_env, "audit", "timeline", str(vid))
+    seqs = [e["seq"] for e in timeline]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    visit_events = [(e["action"], e["status_before"], e["status_after"])
+                    for e in timeline if e["entity"] == "visits"]
+    assert visit_events == [
+        ("checkin", None, "WAITING"),
+        ("call_next", "WAITING", "CALLED"),
+        ("start", "CALLED", "IN_CONSULTATION"),
+        ("complete", "IN_CONSULTATION", "COMPLETED"),
+    ]
+    bill_events = [(e["action"], e["status_after"], e["detail"]["bill_number"])
+                   for e in timeline if e["entity"] == "bills"]
+    assert bill_events == [
+        ("bill_create", "ISSUED", f"B-{year}-0001"),
+        ("bill_void", "VOID", f"B-{year}-0001"),
+        ("bill_create", "ISSUED", f"B-{year}-0002"),
+    ]
+    assert "WAITING → CALLED" in ok(cli_env, "audit", "timeline", str(vid))
+
+    tail = js(cli_env, "audit", "tail", "--limit", "3")
+    last = sql.execute("SELECT max(seq) FROM hms.audit_events").fetchone()
+    assert last is not None
+    assert [e["seq"] for e in tail] == [last[0], last[0] - 1, last[0] - 2]
+    assert tail[0]["action"] == "bill_create"
+    assert "bill_create" in ok(cli_env, "audit", "tail", "--limit", "3")
+
+
+# -- errors -------------------------------------------------------------------------------------------
+
+# (id, arguments, exit code, error kind, part of the message). {p} is a patient id, {v} a waiting
+# visit of that patient with D1. Every case is run with and without --json.
+ERRORS = [
+    ("unknown-doctor", ["checkin", "--doctor", "D9", "--patient", "{p}"], 3, "NotFound",
+     "no doctor with code D9"),
+    ("unknown-patient", ["checkin", "--doctor", "D2", "--patient", "999999"], 3, "NotFound",
+     "no patient with id 999999"),
+    ("unknown-visit", ["start", "999999"], 3, "NotFound", "no visit with id 999999"),
+    ("illegal-transition", ["complete", "{v}"], 4, "IllegalTransition",
+     "is WAITING; cannot complete it"),
+    ("duplicate-checkin", ["checkin", "--doctor", "D1", "--patient", "{p}"], 5, "Conflict",
+     "already has an active visit"),
+    ("empty-name", ["patient", "add", "--name", ""], 2, "InvalidInput", "name is empty"),
+    ("blank-name", ["patient", "add", "--name", "   "], 2, "InvalidInput", "name is empty"),
+    ("101-char-name", ["patient", "add", "--name", "x" * 101], 2, "InvalidInput",
+     "101 characters long"),
+    ("esc-in-name", ["patient", "add", "--name", "Eve\x1b[2J\x1b[31mRed"], 2, "InvalidInput",
+     "U+001B"),
+    ("nul-in-name", ["patient", "add", "--name", "Eve\x00Null"], 2, "InvalidInput", "U+0000"),
+    ("bidi-in-name", ["patient", "add", "--name", "Eve\u202egnp.exe"], 2, "InvalidInput",
+     "U+202E"),
+    ("esc-in-doctor-name", ["doctor", "add", "--code", "D5", "--name", "Dr\x1b]0;pwned\x07"], 2,
+     "InvalidInput", "U+001B"),
+    ("bad-dob", ["patient", "add", "--name", "Bob", "--dob", "1990-13-01"], 2, "InvalidInput",
+     "date of birth"),
+    ("bad-at", ["book", "--doctor", "D2", "--patient", "{p}", "--at", "tomorrow 10am"], 2,
+     "InvalidInput", "appointment time"),
+    ("bad-amount", ["bill", "create", "{v}", "--item", "Consultation=five hundred"], 2,
+     "InvalidInput", "not a number"),
+    ("item-without-equals", ["bill", "create", "{v}", "--item", "Consultation 500"], 2,
+     "InvalidInput", "Description=Amount"),
+    ("unknown-bill", ["bill", "void", "B-1999-0042", "--reason", "typo"], 3, "NotFound",
+     "no bill B-1999-0042"),
+    ("non-numeric-visit", ["show", "abc"], 2, "UsageError", "Invalid value for 'visit'"),
+]
+
+
+@pytest.mark.parametrize(("args", "code", "kind", "fragment"), [e[1:] for e in ERRORS],
+                         ids=[e[0] for e in ERRORS])
+def test_error_is_one_line_and_writes_nothing(
+    cli_env: dict[str, str], desk: Desk, clinic: dict[str, Any], sql: psycopg.Connection[Any],
+    args: list[str], code: int, kind: str, fragment: str,
+) -> None:
+    patient = clinic["patients"][0]
+    visit = desk.checkin("D1", patient).visit_id
+    argv = [a.format(p=patient, v=visit) for a in args]
+    via_main = any("\x00" in a for a in argv)
+    before = counts(sql)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        as_json, as_text = pool.map(lambda extra: run(cli_env, *argv, *extra, via_main=via_main),
+                                    [["--json"], []])
+
+    for done in (as_json, as_text):
+        assert done.returncode == code, (done.returncode, done.stderr)
+        assert done.stdout == ""
+        assert done.stderr.endswith("\n") and done.stderr.count("\n") == 1, done.stderr
+        # Nothing that drives a terminal is echoed back.
+        assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]",
+                             done.stderr)
+    error = json.loads(as_json.stderr)
+    assert error["kind"] == kind
+    assert fragment in error["error"]
+    assert as_text.stderr == f"hms-tui: error: {error['error']}\n"
+    assert counts(sql) == before
+
+
+# -- literal text -----------------------------------------------------------------------------------
+
+TRICKY_NAMES = ["[/b]", "[bold]x[/]", "Robert'); DROP TABLE hms.patients;--"]
+
+
+def test_markup_and_sql_in_names_are_stored_and_shown_literally(
+    cli_env: dict[str, str], sql: psycopg.Connection[Any], desk: Desk, clinic: dict[str, Any]
+) -> None:
+    ids = []
+    for name in TRICKY_NAMES:
+        added = js(cli_env, "patient", "add", "--name", name)
+        assert added["name"] == name
+        assert sql.execute("SELECT name FROM hms.patients WHERE id = %s",
+                           (added["id"],)).fetchone() == (name,)
+        ids.append(added["id"])
+    table = ok(cli_env, "patient", "add", "--name", "[red]plain[/red] [link=x]y[/link]")
+    assert "[red]plain[/red] [link=x]y[/link]" in table
+    # The table of every patient shows each name exactly as typed.
+    listing = ok(cli_env, "patient", "search", "")
+    for name in TRICKY_NAMES:
+        assert name in listing
+    found = js(cli_env, "patient", "search", "DROP TABLE")
+    assert [(p["id"], p["name"]) for p in found] == [(ids[2], TRICKY_NAMES[2])]
+    assert counts(sql)["patients"] == len(clinic["patients"]) + 4
+
+    for pid in ids:
+        desk.checkin("D1", pid)
+    line = js(cli_env, "queue", "--doctor", "D1")
+    assert [e["patient_name"] for e in line] == TRICKY_NAMES
+    table = ok(cli_env, "queue", "--doctor", "D1")
+    for name in TRICKY_NAMES:
+        assert name in table
+
+
+def test_search_wildcards_match_literally(
+    cli_env: dict[str, str], desk: Desk, sql: psycopg.Connection[Any]
+) -> None:
+    for name in ("100% Cotton", "snake_case Jones", "Plain Person", "Under Score", "Lee Cole"):
+        desk.add_patient(name)
+    assert [p["name"] for p in js(cli_env, "patient", "search", "%")] == ["100% Cotton"]
+    assert [p["name"] for p in js(cli_env, "patient", "search", "_")] == ["snake_case Jones"]
+    assert [p["name"] for p in js(cli_env, "patient", "search", "e_c")] == ["snake_case Jones"]
+    assert js(cli_env, "patient", "search", "%%") == []
+    text = ok(cli_env, "patient", "search", "%")
+    assert "100% Cotton" in text
+    assert "Plain Person" not in text and "snake_case" not in text

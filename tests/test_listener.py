@@ -1,0 +1,264 @@
+"""Live refresh against real PostgreSQL: signals, kills, restarts, bursts and missed signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import psycopg
+import pytest
+
+from hms_tui.core.desk import Desk
+from hms_tui.db import migrate
+from hms_tui.db.database import Database
+from hms_tui.db.listener import ConnectionState, Listener
+from tests.listener_harness import ListenerHarness
+
+
+def fast_listener(db: Database, **overrides: Any) -> Listener:
+    options: dict[str, Any] = {"heartbeat": 1.0, "heartbeat_timeout": 1.0, "poll_interval": 30.0,
+                               "backoff_start": 0.05, "backoff_cap": 0.5, "offline_after": 1.0}
+    options.update(overrides)
+    return Listener(db, **options)
+
+
+def read_json_line(stream: IO[str], timeout: float) -> dict[str, Any]:
+    result: list[str] = []
+    reader = threading.Thread(target=lambda: result.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if not result or not result[0]:
+        raise AssertionError("no line from hms-tui watch")
+    return json.loads(result[0])  # type: ignore[no-any-return]
+
+
+def test_change_in_one_process_reaches_watch_in_another(
+    desk: Desk, clinic: dict[str, Any], cli_env: dict[str, str]
+) -> None:
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "hms_tui", "watch", "--doctor", "D1", "--json"],
+        env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert watch.stdout is not None
+        while read_json_line(watch.stdout, 15).get("state") != "live":
+            pass
+        started = time.monotonic()
+        visit = desk.checkin("D1", clinic["patients"][0])
+        line = read_json_line(watch.stdout, 5)
+        elapsed = time.monotonic() - started
+        assert line["doctor"] == "D1"
+        assert line["kind"] == "checkin"
+        assert [e["visit_id"] for e in line["queue"]] == [visit.visit_id]
+        assert line["queue"][0]["token"] == "D1-001"
+        assert line["queue"][0]["position"] == 1
+        assert elapsed < 2
+    finally:
+        watch.send_signal(signal.SIGINT)
+        watch.wait(10)
+
+
+def test_rolled_back_change_sends_nothing(dsn: str, db: Database, desk: Desk,
+                                          clinic: dict[str, Any]) -> None:
+    with psycopg.connect(dsn, autocommit=True) as raw_listener:
+        raw_listener.execute("LISTEN hms_changes")
+        with ListenerHarness(fast_listener(db)) as harness:
+            before = len(harness.queue_events("D1"))
+            with psycopg.connect(dsn) as conn:
+                conn.execute("SELECT * FROM hms.checkin('D1', %s)", (clinic["patients"][0],))
+                conn.rollback()
+            time.sleep(0.5)
+            assert len(harness.queue_events("D1")) == before
+            assert harness.listener.stats.notifications == 0
+        assert list(raw_listener.notifies(timeout=0.2)) == []
+        # A committed change right after is seen by the raw listener too: the test can fail.
+        desk.checkin("D1", clinic["patients"][1])
+        notes = list(raw_listener.notifies(timeout=1, stop_after=1))
+        payload = json.loads(notes[0].payload)
+        assert (payload["k"], payload["d"], payload["a"]) == ("queue", "D1", "checkin")
+        assert len(notes[0].payload) <= 200
+
+
+def test_one_notification_per_queue_per_statement(dsn: str, sql: psycopg.Connection[Any],
+                                                  desk: Desk, clinic: dict[str, Any]) -> None:
+    for p in clinic["patients"][:6]:
+        desk.checkin("D1" if p % 2 else "D2", p)
+    with psycopg.connect(dsn, autocommit=True) as listener:
+        listener.execute("LISTEN hms_changes")
+        # One statement touching six visits of two queues.
+        sql.execute("SELECT set_config('hms.action', 'bulk_priority', false)")
+        sql.execute("UPDATE hms.visits SET priority = 'URGENT' WHERE status = 'WAITING'")
+        notes = list(listener.notifies(timeout=0.5))
+    doctors = sorted(json.loads(n.payload)["d"] for n in notes)
+    assert doctors == ["D1", "D2"]
+
+
+def test_listener_survives_twenty_kills_while_changes_flow(
+    dsn: str, db: Database, desk: Desk, sql: psycopg.Connection[Any]
+) -> None:
+    desk.add_doctor("D1", "Dr Rao")
+    patients = [r[0] for r in sql.execute(
+        "SELECT (hms.add_patient('P' || g, NULL, NULL)).id FROM generate_series(1, 400) g")]
+    flowing = threading.Event()
+    flowing.set()
+    stop = threading.Event()
+    written: list[int] = []
+
+    def writer() -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for p in patients:
+                if stop.is_set():
+                    return
+                flowing.wait()
+                conn.execute("SELECT hms.checkin('D1', %s)", (p,))
+                written.append(p)
+                time.sleep(0.01)
+
+    with ListenerHarness(fast_listener(db)) as harness:
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        try:
+            for kill in range(20):
+                pid = harness.listener.listen_pid
+                reconnects = harness.listener.stats.reconnects
+                assert sql.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+                harness.wait_for(lambda r=reconnects: harness.listener.stats.reconnects > r
+                                 and harness.state == ConnectionState.LIVE,
+                                 5, f"no reconnect after kill {kill + 1}")
+                flowing.clear()  # hold the writer so "equal to the database" is well defined
+                time.sleep(0.03)
+                harness.converge(desk, "D1", timeout=2.0)
+                flowing.set()
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            flowing.set()
+            thread.join(10)
+        harness.converge(desk, "D1", timeout=2.0)
+        assert harness.listener.stats.reconnects >= 20
+        assert ConnectionState.RECONNECTING in harness.states()
+        assert len(written) > 20
+
+
+def test_burst_is_coalesced_and_ends_exact(dsn: str, db: Database, desk: Desk,
+                                           sql: psycopg.Connection[Any]) -> None:
+    desk.add_doctor("D1", "Dr Rao")
+    patients = [r[0] for r in sql.execute(
+        "SELECT (hms.add_patient('P' || g, NULL, NULL)).id FROM generate_series(1, 500) g")]
+    with ListenerHarness(fast_listener(db, heartbeat=30)) as harness:
+        refetches_before = harness.listener.stats.refetches
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for p in patients:
+                conn.execute("SELECT hms.checkin('D1', %s)", (p,))
+        harness.converge(desk, "D1", timeout=5)
+        refetches = harness.listener.stats.refetches - refetches_before
+        assert harness.listener.stats.notifications >= 500
+        assert 1 <= refetches < 500
+        waiting = [v for v in harness.view["D1"] if v.position is not None]
+        assert [v.position for v in waiting] == list(range(1, 501))
+
+
+def test_missed_notification_is_repaired_by_the_backup_poll(
+    db: Database, desk: Desk, sql: psycopg.Connection[Any], clinic: dict[str, Any]
+) -> None:
+    with ListenerHarness(fast_listener(db, poll_interval=0.5)) as harness:
+        sql.execute("ALTER TABLE hms.visits DISABLE TRIGGER visits_notify_insert")
+        try:
+            visit = desk.checkin("D1", clinic["patients"][0])  # commits without a signal
+        finally:
+            sql.execute("ALTER TABLE hms.visits ENABLE TRIGGER visits_notify_insert")
+        harness.converge(desk, "D1", timeout=2.0)
+        repaired = harness.queue_events("D1", reason="poll")
+        assert repaired and repaired[-1].visits[0].visit_id == visit.visit_id
+        assert harness.listener.stats.notifications == 0
+
+
+def test_hung_server_connection_is_detected_by_heartbeat(
+    db: Database, desk: Desk, sql: psycopg.Connection[Any], clinic: dict[str, Any]
+) -> None:
+    """A backend that stops answering (SIGSTOP: the socket stays open, nothing comes back) is
+    found by the heartbeat, not left silently stale."""
+    with ListenerHarness(fast_listener(db)) as harness:
+        pid = harness.listener.listen_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            took = harness.wait_for(lambda: harness.state != ConnectionState.LIVE, 5,
+                                    "a hung connection was not noticed")
+            assert took < 3  # heartbeat 1 s + timeout 1 s here; 5 s + 5 s by default
+            harness.wait_for(lambda: harness.state == ConnectionState.LIVE, 5, "no recovery")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+            sql.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        desk.checkin("D1", clinic["patients"][0])
+        harness.converge(desk, "D1")
+
+
+def test_server_stop_and_start_reports_offline_then_converges(tmp_path: Path) -> None:
+    """Its own embedded server, so stopping it disturbs nothing else."""
+    from hms_tui.db.embedded import EmbeddedServer
+
+    data_dir = tmp_path / "pg"
+    server = EmbeddedServer(data_dir)
+    conninfo = server.start()
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        migrate.upgrade(conn)
+    db = Database(conninfo)
+    desk = Desk(db)
+    desk.add_doctor("D1", "Dr Rao")
+    first, second = desk.add_patient("Before Restart"), desk.add_patient("After Restart")
+    desk.checkin("D1", first.id)
+    try:
+        with ListenerHarness(fast_listener(db)) as harness:
+            harness.converge(desk, "D1")
+            db.dispose()
+            server.stop()
+            harness.wait_for(lambda: harness.state == ConnectionState.OFFLINE, 10,
+                             "listener never reported offline")
+            assert ConnectionState.RECONNECTING in harness.states()
+            server = EmbeddedServer(data_dir)
+            assert server.start() == conninfo
+            harness.wait_for(lambda: harness.state == ConnectionState.LIVE, 10,
+                             "listener never came back")
+            desk.checkin("D1", second.id)
+            harness.converge(desk, "D1")
+            assert [v.patient_name for v in harness.view["D1"]] == ["Before Restart",
+                                                                    "After Restart"]
+    finally:
+        db.dispose()
+        server.stop()
+
+
+@pytest.mark.parametrize("watchers", [2])
+def test_two_watch_processes_and_a_writer(desk: Desk, clinic: dict[str, Any],
+                                          cli_env: dict[str, str], watchers: int) -> None:
+    """The issue's demonstration: two `hms-tui watch --json` and a third process checking in."""
+    procs = [subprocess.Popen([sys.executable, "-m", "hms_tui", "watch", "--json"], env=cli_env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(watchers)]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            while read_json_line(proc.stdout, 15).get("state") != "live":
+                pass
+        result = subprocess.run(
+            [sys.executable, "-m", "hms_tui", "checkin", "--doctor", "D2", "--patient",
+             str(clinic["patients"][3]), "--json"],
+            env=cli_env, capture_output=True, text=True, check=True)
+        token = json.loads(result.stdout)["token"]
+        for proc in procs:
+            assert proc.stdout is not None
+            line = read_json_line(proc.stdout, 5)
+            assert line["doctor"] == "D2"
+            assert [e["token"] for e in line["queue"]] == [token]
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(10)
