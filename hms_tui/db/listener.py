@@ -3,8 +3,9 @@
 One listener per process, on its own asyncpg connection (never pooled, never in a transaction):
 
 * LISTEN first, then re-read everything shown: a change committed in between is not lost.
-* A change signal (NOTIFY from the triggers in migration 0002) only marks a queue dirty; bursts
-  are coalesced for ``coalesce`` seconds and only the dirty queues are refetched.
+* A change signal (NOTIFY from the triggers in migration 0002) only marks a queue dirty; only
+  dirty queues are refetched, at once after a quiet spell and at most once per ``coalesce``
+  seconds during a burst (a throttle, so a lone change is not delayed by the window).
 * A self-notification every ``heartbeat`` seconds must come back within ``heartbeat_timeout``;
   together with a dropped socket this finds a dead connection within ~10 s.
 * On loss: state RECONNECTING, capped exponential backoff with jitter, OFFLINE once a retry has
@@ -148,6 +149,7 @@ class Listener:
         self._pong = asyncio.Event()
         self._ping_channel = f"hms_ping_{uuid.uuid4().hex[:16]}"
         self._stopping = False
+        self._last_round = 0.0
         self._conn: Any = None
         self._fetch: Any = None
 
@@ -252,9 +254,12 @@ class Listener:
             if self._lost.is_set() or self._conn is None or self._conn.is_closed():
                 raise ConnectionLost("the listening connection was closed")
             if self._wake.is_set():
-                await asyncio.sleep(self.coalesce)  # let a burst finish
+                # Throttle, leading edge: the first change of a quiet spell is fetched at once;
+                # within a burst, at most one refetch round per `coalesce` seconds.
+                await asyncio.sleep(max(0.0, self._last_round + self.coalesce - time.monotonic()))
                 self._wake.clear()
                 await self._refetch_dirty()
+                self._last_round = time.monotonic()
             now = time.monotonic()
             if now >= next_beat:
                 await self._heartbeat()

@@ -563,17 +563,21 @@ LANGUAGE sql STABLE AS $$
         (SELECT consult_minutes FROM hms.settings))
 $$;
 
--- Estimated minutes until a patient at `pos` is called: everyone ahead, plus whoever is with
--- the doctor now.
-CREATE FUNCTION hms.wait_estimate(p_doctor integer, p_date date, pos integer) RETURNS integer
-LANGUAGE sql STABLE AS $$
-    SELECT CASE WHEN pos IS NULL THEN NULL ELSE round(hms.consult_minutes(p_doctor, p_date) * (
-        pos - 1 + (SELECT count(*) FROM hms.visits
-                    WHERE doctor_id = p_doctor AND business_date = p_date
-                      AND status IN ('CALLED', 'IN_CONSULTATION'))))::integer END
+-- Minutes until the patient at waiting position `pos` is called, given how many are being
+-- served now: everyone ahead of them and whoever is with the doctor.
+CREATE FUNCTION hms.wait_estimate(per_patient numeric, serving bigint, pos integer) RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN pos IS NULL THEN NULL ELSE round(per_patient * (pos - 1 + serving))::integer END
 $$;
 
-CREATE FUNCTION hms.to_info(v hms.visits, pos integer, p_replayed boolean) RETURNS hms.visit_info
+CREATE FUNCTION hms.serving_count(p_doctor integer, p_date date) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT count(*) FROM hms.visits
+     WHERE doctor_id = p_doctor AND business_date = p_date AND status IN ('CALLED', 'IN_CONSULTATION')
+$$;
+
+CREATE FUNCTION hms.to_info(v hms.visits, pos integer, wait integer, p_replayed boolean)
+RETURNS hms.visit_info
 LANGUAGE sql STABLE AS $$
     SELECT ROW(
         v.id, v.token, v.serial, pos, v.status::text, v.priority::text,
@@ -581,8 +585,7 @@ LANGUAGE sql STABLE AS $$
         v.business_date, v.appointment_at, v.checked_in_at, v.called_at, v.call_count,
         v.started_at, v.ended_at, v.cancel_reason, v.transferred_from,
         (SELECT t.id FROM hms.visits t WHERE t.transferred_from = v.id),
-        hms.wait_estimate(v.doctor_id, v.business_date, pos),
-        p_replayed
+        wait, p_replayed
     )::hms.visit_info
     FROM hms.doctors d, hms.patients p
     WHERE d.id = v.doctor_id AND p.id = v.patient_id
@@ -590,22 +593,30 @@ $$;
 
 CREATE FUNCTION hms.visit_info(p_visit bigint, p_replayed boolean DEFAULT false) RETURNS hms.visit_info
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
-DECLARE v hms.visits;
+DECLARE
+    v   hms.visits;
+    pos integer;
 BEGIN
     SELECT * INTO v FROM hms.visits WHERE id = p_visit;
     IF NOT FOUND THEN
         PERFORM hms.fail('HM404', format('no visit with id %s', p_visit));
     END IF;
-    RETURN hms.to_info(v, hms.position_of(v), p_replayed);
+    pos := hms.position_of(v);
+    RETURN hms.to_info(v, pos, CASE WHEN pos IS NULL THEN NULL ELSE hms.wait_estimate(
+        hms.consult_minutes(v.doctor_id, v.business_date),
+        hms.serving_count(v.doctor_id, v.business_date), pos) END, p_replayed);
 END $$;
 
 -- A doctor's queue for today: visits being served first (no position), then the waiting
 -- line with positions 1..N; with p_all, also the day's finished and booked visits.
+-- Set-based: the estimate inputs are computed once per queue, not once per row.
 CREATE FUNCTION hms.queue(p_doctor text, p_all boolean DEFAULT false) RETURNS SETOF hms.visit_info
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
 DECLARE
-    d  hms.doctors := hms.doctor_by_code(p_doctor);
-    bd date := hms.business_date();
+    d           hms.doctors := hms.doctor_by_code(p_doctor);
+    bd          date := hms.business_date();
+    per_patient numeric := hms.consult_minutes(d.id, bd);
+    serving     bigint := hms.serving_count(d.id, bd);
 BEGIN
     RETURN QUERY
     WITH day AS (
@@ -619,7 +630,8 @@ BEGIN
            AND (p_all OR v.status IN ('WAITING', 'CALLED', 'IN_CONSULTATION'))
     )
     SELECT i.*
-      FROM day, LATERAL hms.to_info(day.vrow, day.pos, false) i
+      FROM day, LATERAL hms.to_info(day.vrow, day.pos,
+                                    hms.wait_estimate(per_patient, serving, day.pos), false) i
      ORDER BY CASE day.status WHEN 'IN_CONSULTATION' THEN 0 WHEN 'CALLED' THEN 1
                               WHEN 'WAITING' THEN 2 ELSE 3 END,
               day.pos, day.called_at DESC, day.serial;
