@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,9 +31,11 @@ from psycopg import conninfo as pg_conninfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hms_tui.db import migrate  # noqa: E402
-from hms_tui.db.database import Database  # noqa: E402
-from hms_tui.db.listener import ConnectionState, ConnectionUpdate, Listener, QueueUpdate  # noqa: E402
+import contextlib
+
+from hms_tui.db import migrate
+from hms_tui.db.database import Database
+from hms_tui.db.listener import ConnectionState, ConnectionUpdate, Listener, QueueUpdate
 
 DOCTORS = ("D1", "D2", "D3", "D4")
 
@@ -59,10 +60,8 @@ async def child(dsn: str, expect: int, timeout: float) -> None:
 
     listener.subscribe(on_event)
     runner = asyncio.create_task(listener.run())
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(done.wait(), timeout)
-    except TimeoutError:
-        pass
     await listener.stop()
     runner.cancel()
     print(json.dumps({"seen": seen, "refetches": listener.stats.refetches}), flush=True)
@@ -73,7 +72,7 @@ async def child(dsn: str, expect: int, timeout: float) -> None:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def raw_round_trip(dsn: str, samples: int) -> list[float]:

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from hms_tui.cli import render
 from hms_tui.cli import app as root
+from hms_tui.cli import render
 from hms_tui.cli.context import AppContext
 from hms_tui.cli.visit_commands import JsonFlag
 from hms_tui.db.listener import ConnectionUpdate, Event, Listener, QueueUpdate
