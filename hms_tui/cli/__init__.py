@@ -44,7 +44,12 @@ def _root(
 
 def _register() -> None:
     # Imported for their side effect of adding commands to ``app``.
-    from hms_tui.cli import admin_commands, visit_commands, watch_command  # noqa: F401
+    from hms_tui.cli import (  # noqa: F401
+        admin_commands,
+        tui_commands,
+        visit_commands,
+        watch_command,
+    )
 
 
 _register()

@@ -13,7 +13,10 @@ from hms_tui.cli.visit_commands import JsonFlag, _desk
 from hms_tui.core import validation
 
 db_app = typer.Typer(help="The database: schema upgrades and status.", no_args_is_help=True)
-doctor_app = typer.Typer(help="Doctors and their token series.", no_args_is_help=True)
+doctor_app = typer.Typer(
+    help="The doctor console (hms-tui doctor [--doctor CODE]), and managing doctors.",
+    invoke_without_command=True,
+)
 patient_app = typer.Typer(help="Patients.", no_args_is_help=True)
 bill_app = typer.Typer(help="Bills: gap-free yearly numbers, voided never deleted.",
                        no_args_is_help=True)
@@ -72,6 +75,19 @@ def db_status(ctx: typer.Context, json_: JsonFlag = False) -> None:
 
 
 # -- doctors ----------------------------------------------------------------------------------------
+
+
+@doctor_app.callback()
+def doctor_main(
+    ctx: typer.Context,
+    doctor: Annotated[str | None, typer.Option("--doctor", help="Open the console of this "
+                                               "doctor (code, e.g. D1).")] = None,
+) -> None:
+    """Without a subcommand: open the doctor console."""
+    if ctx.invoked_subcommand is None:
+        from hms_tui.cli.tui_commands import doctor_console
+
+        doctor_console(ctx, doctor)
 
 
 @doctor_app.command("add")

@@ -1,0 +1,113 @@
+"""What every role's screen shares: the title bar with the live badge, live-event dispatch,
+and the help screen listing the screen's keys."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Footer, Static
+
+from hms_tui.db.listener import BillUpdate, BoardUpdate, Event, QueueUpdate
+from hms_tui.widgets.queue_table import cell
+from hms_tui.widgets.status import ConnectionBadge, TitleBar
+
+if TYPE_CHECKING:
+    from hms_tui.app import HmsApp
+
+
+class LiveScreen(Screen[None]):
+    """A role's main screen. Subclasses override the ``*_changed`` hooks they care about."""
+
+    BINDINGS = [
+        Binding("f1", "help", "Help"),
+        Binding("question_mark", "help", "Help", show=False),
+    ]
+
+    @property
+    def hms(self) -> HmsApp:
+        return cast("HmsApp", self.app)
+
+    def title_bar(self, title: str) -> TitleBar:
+        return TitleBar(title)
+
+    def on_screen_resume(self) -> None:
+        self.refresh_badge()
+
+    def refresh_badge(self) -> None:
+        live = self.hms.live
+        last = live.last_refresh.astimezone(self.hms.clinic_zone) if live.last_refresh else None
+        for badge in self.query(ConnectionBadge):
+            badge.show(live.connection, last, self.hms.ascii_only)
+
+    def apply_live(self, event: Event) -> None:
+        self.refresh_badge()
+        if isinstance(event, QueueUpdate):
+            self.queue_changed(event)
+        elif isinstance(event, BoardUpdate):
+            self.board_changed(event)
+        elif isinstance(event, BillUpdate):
+            self.bills_changed(event)
+        else:
+            self.connection_changed()
+
+    def queue_changed(self, event: QueueUpdate) -> None:
+        """A doctor's queue has new contents."""
+
+    def board_changed(self, event: BoardUpdate) -> None:
+        """The doctor board has new contents."""
+
+    def bills_changed(self, event: BillUpdate) -> None:
+        """Bills of a doctor's visits changed."""
+
+    def connection_changed(self) -> None:
+        """The listener's connection state changed (the badge is already updated)."""
+
+    def rules_loaded(self) -> None:
+        """The clinic's settings (zone, name) arrived."""
+        self.refresh_badge()
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen(self))
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key of the screen it was opened from."""
+
+    BINDINGS = [Binding("escape,f1,q,question_mark", "dismiss", "Close")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > Vertical { width: 70; max-width: 100%; height: auto; max-height: 90%;
+                            border: round $accent; background: $surface; padding: 0 1; }
+    HelpScreen DataTable { height: auto; max-height: 30; }
+    """
+
+    def __init__(self, owner: Screen[Any]) -> None:
+        super().__init__()
+        self.owner = owner
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text(f"Keys — {type(self.owner).__name__.removesuffix('Screen')}",
+                              style="bold"))
+            table: DataTable[Text] = DataTable(cursor_type="none", show_cursor=False)
+            yield table
+            hint = getattr(self.app, "hint", "")
+            if hint:
+                yield Static(Text(hint), classes="muted")
+            yield Static(Text("ctrl+p: command palette (every key is there too) · "
+                              "Esc closes this", style="dim"))
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("Key", "Action")
+        for binding in self.owner.BINDINGS:
+            if isinstance(binding, Binding) and binding.description:
+                table.add_row(cell(binding.key_display or binding.key), cell(binding.description))
+        table.add_row(cell("ctrl+p"), cell("Command palette"))
+        table.add_row(cell("ctrl+q"), cell("Quit"))

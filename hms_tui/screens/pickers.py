@@ -1,0 +1,196 @@
+"""Small modal dialogs: check in, pick a doctor, pick a priority, give a reason, confirm."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any, cast
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+from hms_tui.core.errors import HmsError
+from hms_tui.core.models import DoctorBoard, Priority, Visit
+from hms_tui.textsafe import printable
+
+if TYPE_CHECKING:
+    from hms_tui.app import HmsApp
+
+DIALOG_CSS = """
+{name} {{ align: center middle; }}
+{name} > Vertical {{ width: 64; max-width: 100%; height: auto; max-height: 100%;
+                    border: round $accent; background: $surface; padding: 0 1; }}
+{name} .title {{ text-style: bold; }}
+{name} .error {{ color: $error; text-style: bold; }}
+{name} OptionList {{ height: auto; max-height: 12; }}
+"""
+
+
+def doctor_option(b: DoctorBoard) -> Option:
+    room = f", {b.room}" if b.room else ""
+    label = Text(printable(f"{b.code}  {b.name}{room}  ·  {b.waiting} waiting"))
+    return Option(label, id=b.code)
+
+
+class Dialog(ModalScreen[Any]):
+    """A modal with a title, an inline error line and Esc to close."""
+
+    BINDINGS = [Binding("escape", "close", "Cancel")]
+
+    @property
+    def hms(self) -> HmsApp:
+        return cast("HmsApp", self.app)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def show_error(self, message: str) -> None:
+        self.query_one(".error", Static).update(Text(printable(message)))
+
+    def fail(self, exc: HmsError) -> None:
+        self.show_error(str(exc))
+
+
+class CheckinDialog(Dialog):
+    """Check a patient in: the doctor list (last used preselected) and a priority; Enter
+    confirms. The idempotency key is made once per dialog, so a retry after a lost reply
+    returns the visit already created."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(name="CheckinDialog")
+    BINDINGS = [
+        Binding("escape", "close", "Cancel"),
+        Binding("n", "priority('NORMAL')", "Normal"),
+        Binding("u", "priority('URGENT')", "Urgent"),
+        Binding("e", "priority('EMERGENCY')", "Emergency"),
+    ]
+
+    def __init__(self, patient_id: int, patient_name: str, board: tuple[DoctorBoard, ...],
+                 preselect: str | None) -> None:
+        super().__init__()
+        self.patient_id = patient_id
+        self.patient_name = patient_name
+        self.board = [b for b in board if b.active]
+        self.preselect = preselect
+        self.priority = Priority.NORMAL
+        self.key = str(uuid.uuid4())
+        self.busy = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text(f"Check in {printable(self.patient_name)}"), classes="title")
+            yield OptionList(*[doctor_option(b) for b in self.board], id="doctors")
+            yield Static("", id="priority")
+            yield Static("", classes="error")
+            yield Static(Text("Enter check in · n/u/e priority · Esc cancel", style="dim"))
+        yield Footer()
+
+    def on_mount(self) -> None:
+        options = self.query_one(OptionList)
+        codes = [b.code for b in self.board]
+        if self.preselect in codes:
+            options.highlighted = codes.index(self.preselect)
+        elif codes:
+            options.highlighted = 0
+        self._show_priority()
+        if not codes:
+            self.show_error("No doctor is taking patients.")
+
+    def _show_priority(self) -> None:
+        style = "bold" if self.priority == Priority.NORMAL else "bold red"
+        self.query_one("#priority", Static).update(
+            Text.assemble("Priority: ", (self.priority.value, style)))
+
+    def action_priority(self, level: str) -> None:
+        self.priority = Priority(level)
+        self._show_priority()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if self.busy or event.option.id is None:
+            return
+        self.busy = True
+        self.show_error("Checking in...")
+        self.hms.db_call(self.hms.desk.checkin, event.option.id, self.patient_id, self.priority,
+                         self.key, done=self.dismiss, failed=self._failed)
+
+    def _failed(self, exc: HmsError) -> None:
+        self.busy = False
+        self.fail(exc)
+
+
+class DoctorPicker(Dialog):
+    """Pick a doctor (for transfer); returns the code."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(name="DoctorPicker")
+
+    def __init__(self, title: str, board: tuple[DoctorBoard, ...], exclude: str | None = None
+                 ) -> None:
+        super().__init__()
+        self.title_text = title
+        self.board = [b for b in board if b.active and b.code != exclude]
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text(printable(self.title_text)), classes="title")
+            yield OptionList(*[doctor_option(b) for b in self.board])
+            yield Static("", classes="error")
+        yield Footer()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+
+class PriorityPicker(Dialog):
+    DEFAULT_CSS = DIALOG_CSS.format(name="PriorityPicker")
+
+    def __init__(self, visit: Visit) -> None:
+        super().__init__()
+        self.visit = visit
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text(printable(f"Priority of {self.visit.token} "
+                                        f"{self.visit.patient_name}")), classes="title")
+            yield OptionList(*[Option(p.value, id=p.value) for p in Priority])
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(OptionList).highlighted = list(Priority).index(self.visit.priority)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+
+class ReasonDialog(Dialog):
+    """Ask for a reason (optional or required); returns the text, or None if cancelled."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(name="ReasonDialog")
+
+    def __init__(self, title: str, *, required: bool, max_length: int = 200) -> None:
+        super().__init__()
+        self.title_text = title
+        self.required = required
+        self.max_length = max_length
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text(printable(self.title_text)), classes="title")
+            yield Input(placeholder="Reason" + ("" if self.required else " (optional)"),
+                        max_length=self.max_length)
+            yield Static("", classes="error")
+            yield Static(Text("Enter confirm · Esc cancel", style="dim"))
+        yield Footer()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        from hms_tui.core import validation
+
+        try:
+            text = validation.clean_text(event.value, "reason", self.max_length,
+                                         required=self.required)
+        except HmsError as exc:
+            self.fail(exc)
+            return
+        self.dismiss(text)
