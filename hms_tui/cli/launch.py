@@ -1,4 +1,4 @@
-"""Opening the terminals from ``hms-tui demo``."""
+"""Opening the front desk from ``hms-tui demo``."""
 
 from __future__ import annotations
 
@@ -6,17 +6,18 @@ from hms_tui.cli import render
 from hms_tui.cli.context import AppContext
 from hms_tui.core.demo import DemoSummary
 
+OTHER_TERMINALS = (
+    "In other terminals (same user, same database): "
+    "hms-tui doctor --doctor D1 · hms-tui display · hms-tui admin"
+)
+
 
 def open_front_desk(ctx: AppContext, summary: DemoSummary) -> None:
-    """Until the screens land, say how to drive the demo clinic from the command line."""
-    lines = [
-        "",
-        "Try it (each command takes --json):",
-        "  hms-tui doctor list",
-        "  hms-tui queue --doctor D1",
-        "  hms-tui patient search kumar",
-        "  hms-tui call-next --doctor D1",
-        "  hms-tui audit tail",
-    ]
-    for line in lines:
-        render.console.print(render.t(line))
+    """Open reception on the demo clinic, and say how to open the other terminals."""
+    from hms_tui.cli.tui_commands import run_terminal
+
+    where = ctx.settings.database_url
+    hint = OTHER_TERMINALS if not where else OTHER_TERMINALS + " (with the same HMS_DATABASE_URL)"
+    render.console.print(render.t(hint))
+    run_terminal(ctx, "reception", hint=hint)
+    render.console.print(render.t(hint))

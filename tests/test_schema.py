@@ -1,0 +1,125 @@
+"""Migrations, the business date, the UI-free core and the audit trail's basic promises."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import psycopg
+import pytest
+
+from hms_tui.core.desk import Desk
+from hms_tui.core.errors import SchemaMismatch
+from hms_tui.db import migrate
+
+
+def test_upgrade_is_idempotent_and_records_versions(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        assert migrate.upgrade(conn) == []  # the template is already current
+        rows = conn.execute("SELECT version, name, checksum FROM hms.schema_migrations "
+                            "ORDER BY version").fetchall()
+    shipped = migrate.available()
+    assert [(m.version, m.name, m.checksum) for m in shipped] == rows
+
+
+def test_concurrent_upgrades_apply_each_migration_once(server_dsn: str) -> None:
+    from tests.conftest import with_dbname
+
+    name = "hms_mig_race"
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    applied: list[int] = []
+    errors: list[BaseException] = []
+
+    def upgrade() -> None:
+        try:
+            with psycopg.connect(with_dbname(server_dsn, name), autocommit=True) as conn:
+                applied.extend(m.version for m in migrate.upgrade(conn))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upgrade) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert errors == []
+        assert sorted(applied) == [m.version for m in migrate.available()]
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_newer_database_is_refused(sql: psycopg.Connection[Any], dsn: str) -> None:
+    newer = migrate.latest_version() + 1
+    sql.execute("INSERT INTO hms.schema_migrations (version, name, checksum) "
+                "VALUES (%s, 'from_the_future', 'x')", (newer,))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        with pytest.raises(SchemaMismatch, match=f"version {newer}, newer than this hms-tui"):
+            migrate.upgrade(conn)
+        with pytest.raises(SchemaMismatch, match="newer"):
+            migrate.check_version(conn)
+
+
+def test_business_date_ignores_the_session_time_zone(dsn: str, desk: Desk) -> None:
+    desk.configure(timezone="Pacific/Kiritimati")  # UTC+14
+    expected = desk.business_date()
+    for zone in ("Etc/GMT+12", "UTC", "Asia/Kolkata"):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"SET TimeZone = '{zone}'")
+            row = conn.execute("SELECT hms.business_date(), "
+                               "(now() AT TIME ZONE 'Pacific/Kiritimati')::date").fetchone()
+            assert row == (expected, expected)
+
+
+def test_core_imports_without_textual() -> None:
+    code = ("import sys, hms_tui.core.desk, hms_tui.core.demo, hms_tui.db.listener, "
+            "hms_tui.cli; bad = [m for m in sys.modules if m.split('.')[0] == 'textual']; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_audit_rows_record_who_what_when_before_after(desk: Desk, sql: psycopg.Connection[Any],
+                                                      clinic: dict[str, Any]) -> None:
+    visit = desk.checkin("D1", clinic["patients"][0])
+    desk.call_next("D1")
+    rows = sql.execute(
+        "SELECT actor, terminal, action, before->>'status', after->>'status', at <= now() "
+        "FROM hms.audit_events WHERE visit_id = %s ORDER BY seq", (visit.visit_id,)).fetchall()
+    user = sql.execute("SELECT session_user").fetchone()
+    assert user is not None
+    assert rows == [(user[0], "pytest", "checkin", None, "WAITING", True),
+                    (user[0], "pytest", "call_next", "WAITING", "CALLED", True)]
+    for statement in ("UPDATE hms.audit_events SET actor = 'x'", "DELETE FROM hms.audit_events",
+                      "TRUNCATE hms.audit_events"):
+        with pytest.raises(psycopg.Error, match="append-only") as err:
+            sql.execute(statement)
+        assert err.value.sqlstate == "HM423"
+
+
+def test_replaying_the_trail_rebuilds_the_queue(desk: Desk, sql: psycopg.Connection[Any],
+                                                clinic: dict[str, Any]) -> None:
+    """The trail holds full before/after images: the latest image of each of today's visits
+    gives the same waiting line as the live tables (the base for 'the queue at 10:15')."""
+    p = clinic["patients"]
+    visits = [desk.checkin("D1", p[i]).visit_id for i in range(6)]
+    desk.set_priority(visits[4], "urgent")
+    desk.cancel(visits[1])
+    desk.skip(visits[2], 2)
+    desk.call_next("D1")
+    replayed = sql.execute(
+        """SELECT array_agg(id ORDER BY priority DESC, queue_key, id) FROM (
+               SELECT DISTINCT ON (entity_id) entity_id AS id, after->>'status' AS status,
+                      (after->>'priority')::hms.priority AS priority,
+                      (after->>'queue_key')::numeric AS queue_key
+                 FROM hms.audit_events WHERE entity = 'visits' ORDER BY entity_id, seq DESC) s
+            WHERE status = 'WAITING'""").fetchone()
+    assert replayed is not None
+    live = [v.visit_id for v in desk.queue("D1") if v.position is not None]
+    assert replayed[0] == live
