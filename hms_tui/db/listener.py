@@ -143,6 +143,7 @@ class Listener:
         self.listen_pid: int | None = None
 
         self._subscribers: list[Callable[[Event], Any]] = []
+        self._visits_by_row: dict[str, dict[tuple[Any, ...], Visit]] = {}
         self._dirty = _Dirty()
         self._wake = asyncio.Event()
         self._lost = asyncio.Event()
@@ -333,7 +334,14 @@ class Listener:
     async def _fetch_queue(self, doctor: str) -> tuple[Visit, ...]:
         self.stats.refetches += 1
         rows = await self._fetch.fetch(QUEUE_SQL, doctor)
-        return tuple(Visit.from_row(dict(r)) for r in rows)
+        # Most rows are unchanged between two fetches: reuse their Visit objects.
+        known = self._visits_by_row.get(doctor, {})
+        fresh: dict[tuple[Any, ...], Visit] = {}
+        for row in rows:
+            values = tuple(row)
+            fresh[values] = known.get(values) or Visit.from_row(dict(row))
+        self._visits_by_row[doctor] = fresh
+        return tuple(fresh[tuple(row)] for row in rows)
 
     async def _refresh_board(self, reason: str, *, emit: bool) -> None:
         rows = await self._fetch.fetch(BOARD_SQL)

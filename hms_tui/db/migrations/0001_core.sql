@@ -618,9 +618,11 @@ DECLARE
     per_patient numeric := hms.consult_minutes(d.id, bd);
     serving     bigint := hms.serving_count(d.id, bd);
 BEGIN
+    -- One set-based query (every live screen runs this on every change): the same columns
+    -- as hms.to_info, joined once rather than looked up row by row.
     RETURN QUERY
     WITH day AS (
-        SELECT v AS vrow, v.status, v.called_at, v.serial,
+        SELECT v.*,
                CASE WHEN v.status = 'WAITING'
                     THEN row_number() OVER (PARTITION BY v.status = 'WAITING'
                                             ORDER BY v.priority DESC, v.queue_key, v.id)::integer
@@ -629,9 +631,14 @@ BEGIN
          WHERE v.doctor_id = d.id AND v.business_date = bd
            AND (p_all OR v.status IN ('WAITING', 'CALLED', 'IN_CONSULTATION'))
     )
-    SELECT i.*
-      FROM day, LATERAL hms.to_info(day.vrow, day.pos,
-                                    hms.wait_estimate(per_patient, serving, day.pos), false) i
+    SELECT day.id, day.token, day.serial, day.pos, day.status::text, day.priority::text,
+           p.id, p.name, p.mrn, d.code, d.name, d.room,
+           day.business_date, day.appointment_at, day.checked_in_at, day.called_at,
+           day.call_count, day.started_at, day.ended_at, day.cancel_reason, day.transferred_from,
+           t.id, hms.wait_estimate(per_patient, serving, day.pos), false
+      FROM day
+      JOIN hms.patients p ON p.id = day.patient_id
+      LEFT JOIN hms.visits t ON t.transferred_from = day.id
      ORDER BY CASE day.status WHEN 'IN_CONSULTATION' THEN 0 WHEN 'CALLED' THEN 1
                               WHEN 'WAITING' THEN 2 ELSE 3 END,
               day.pos, day.called_at DESC, day.serial;
