@@ -9,6 +9,8 @@ clone (CREATE DATABASE ... TEMPLATE), so tests are isolated and fast.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +34,7 @@ def with_dbname(conninfo: str, dbname: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_dsn() -> Iterator[str]:
     """An admin conninfo of the server the session uses."""
     dsn = os.environ.get("HMS_TEST_DSN")
     if dsn:
@@ -40,10 +42,13 @@ def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     from hms_tui.db.embedded import EmbeddedServer
 
-    server = EmbeddedServer(tmp_path_factory.mktemp("pg") / "data")
+    # Outside pytest's basetemp: a concurrent pytest run may prune old basetemps under us.
+    base = Path(tempfile.mkdtemp(prefix="hms-test-pg-"))
+    server = EmbeddedServer(base / "data")
     conninfo = server.start()
     yield with_dbname(conninfo, "postgres")
     server.stop()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -105,3 +110,62 @@ def cli_env(dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[s
     env["HMS_TUI_CONFIG"] = ""
     env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
     return env
+
+
+# -- staff logins (tests of roles and privileges) ----------------------------------------------
+
+
+class StaffLogins:
+    """Creates PostgreSQL login roles for one test through ``hms.staff_add`` (as the superuser).
+    Roles are cluster-global and the suite runs many databases on one server: names are unique
+    (``t_<role>_<random>``) and every role is dropped when the test ends."""
+
+    def __init__(self, server_dsn: str, dsn: str) -> None:
+        self.server_dsn = server_dsn
+        self.dsn = dsn
+        self.logins: list[str] = []
+        self.databases: list[Database] = []
+
+    def add(self, role: str, doctors: tuple[str, ...] = (), login: str | None = None) -> str:
+        name = login or f"t_{role[:3]}_{uuid.uuid4().hex[:10]}"
+        self.logins.append(name)
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute("SELECT hms.staff_add(%s, %s, %s, NULL)", (name, role, list(doctors)))
+        return name
+
+    def dsn_of(self, login: str) -> str:
+        params: dict[str, Any] = pg_conninfo.conninfo_to_dict(self.dsn)
+        params["user"] = login
+        return pg_conninfo.make_conninfo(**params)
+
+    def database(self, login: str, terminal: str = "pytest") -> Database:
+        database = Database(self.dsn_of(login), terminal=terminal)
+        self.databases.append(database)
+        return database
+
+    def desk(self, login: str) -> Desk:
+        return Desk(self.database(login))
+
+    def connect(self, login: str) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.dsn_of(login), autocommit=True)
+
+    def cleanup(self) -> None:
+        for database in self.databases:
+            database.dispose()
+        if not self.logins:
+            return
+        with psycopg.connect(self.server_dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                          " WHERE usename = ANY(%s)", (self.logins,))
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            for login in self.logins:
+                if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)).fetchone():
+                    conn.execute(f'DROP OWNED BY "{login}"')
+                    conn.execute(f'DROP ROLE "{login}"')
+
+
+@pytest.fixture
+def staff_logins(server_dsn: str, dsn: str) -> Iterator[StaffLogins]:
+    logins = StaffLogins(server_dsn, dsn)
+    yield logins
+    logins.cleanup()

@@ -207,8 +207,7 @@ def test_visit_commands(
     assert (replay["visit_id"], replay["token"], replay["replayed"]) == (
         urgent["visit_id"], "D1-002", True)
     v = [first["visit_id"], urgent["visit_id"]]
-    for n in (2, 3, 4):
-        v.append(js(cli_env, "checkin", "--doctor", "D1", "--patient", p[n])["visit_id"])
+    v += [desk.checkin("D1", int(p[n])).visit_id for n in (2, 3, 4)]
     assert sql.execute("SELECT count(*) FROM hms.visits").fetchone() == (5,)
 
     line, table = reads(cli_env, ["queue", "--doctor", "D1", "--json"], ["queue", "--doctor", "D1"])
@@ -246,8 +245,8 @@ def test_visit_commands(
         "TRANSFERRED", moved["visit_id"], "D1-003")
     assert f"[visit {v[2]}]" in text and "TRANSFERRED" in text
 
-    js(cli_env, "call", str(v[0]))
-    js(cli_env, "recall", str(v[0]))
+    desk.call(v[0])
+    desk.recall(v[0])
     assert js(cli_env, "recall", str(v[0]))["call_count"] == 3
     assert js(cli_env, "no-show", str(v[0]))["status"] == "NO_SHOW"
     back = js(cli_env, "requeue", str(v[0]))
@@ -468,3 +467,31 @@ def test_search_wildcards_match_literally(
     assert two_percent == []
     assert "100% Cotton" in text
     assert "Plain Person" not in text and "snake_case" not in text
+
+
+def test_bill_table_shows_the_patient_name_literally(
+    cli_env: dict[str, str], desk: Desk, sql: psycopg.Connection[Any]
+) -> None:
+    desk.add_doctor("D1", "Dr Rao")
+    closing = desk.checkin("D1", desk.add_patient("[/b]").id).visit_id
+    styled = desk.checkin("D1", desk.add_patient("[bold]x[/]").id).visit_id
+    created = run(cli_env, "bill", "create", str(closing), "--item", "Consultation=500")
+    # The bill is written either way; only its printout fails.
+    assert sql.execute("SELECT count(*) FROM hms.bills").fetchone() == (1,)
+    assert (created.returncode, created.stderr) == (0, "")
+    assert "[/b]" in created.stdout
+    assert "[/b]" in ok(cli_env, "bill", "show", "1")
+    js(cli_env, "bill", "create", str(styled), "--item", "Consultation=500")
+    assert "[bold]x[/]" in ok(cli_env, "bill", "show", "2")
+
+
+def test_bill_table_shows_the_void_reason_literally(
+    cli_env: dict[str, str], desk: Desk, clinic: dict[str, Any], sql: psycopg.Connection[Any]
+) -> None:
+    vid = desk.checkin("D1", clinic["patients"][0]).visit_id
+    number = js(cli_env, "bill", "create", str(vid), "--item", "Consultation=500")["bill_number"]
+    voided = run(cli_env, "bill", "void", number, "--reason", "typed [/i] by mistake")
+    assert sql.execute("SELECT status, void_reason FROM hms.bills").fetchone() == (
+        "VOID", "typed [/i] by mistake")
+    assert (voided.returncode, voided.stderr) == (0, "")
+    assert "[/i]" in voided.stdout  # the title may wrap between words

@@ -62,7 +62,7 @@ def duration(value: timedelta | None) -> str:
 
 
 def table(title: str, columns: Sequence[str]) -> Table:
-    tbl = Table(title=title, title_justify="left", header_style="bold")
+    tbl = Table(title=Text(title), title_justify="left", header_style="bold")
     for col in columns:
         tbl.add_column(col)
     return tbl
@@ -141,13 +141,14 @@ def print_bill(bill: Bill) -> None:
     title = f"Bill {printable(bill.bill_number)}"
     if bill.status == "VOID":
         title += f" — VOID ({printable(bill.void_reason)})"
-    tbl = table(title, ["#", "Item", "Amount"])
+    tbl = table("", ["#", "Item", "Amount"])
+    tbl.title = Text(title)  # user text: never markup
     tbl.columns[2].justify = "right"
     for item in bill.items:
         tbl.add_row(str(item.line), t(item.description), f"{item.amount:.2f}")
     tbl.add_row("", Text("Total", style="bold"), Text(f"{bill.total:.2f}", style="bold"))
-    tbl.caption = (f"{printable(bill.patient_name)} ({printable(bill.mrn)}) · "
-                   f"{printable(bill.token or '')} · {printable(bill.doctor_name)}")
+    tbl.caption = Text(f"{printable(bill.patient_name)} ({printable(bill.mrn)}) · "
+                       f"{printable(bill.token or '')} · {printable(bill.doctor_name)}")
     console.print(tbl)
 
 

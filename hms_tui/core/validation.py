@@ -38,9 +38,10 @@ def describe_char(ch: str) -> str:
 
 
 def clean_text(value: str, what: str, max_len: int, *, required: bool = True) -> str:
-    """Trim, then refuse empty, over-long or control/bidi characters. Returns the stored form."""
+    """Refuse control/bidi characters anywhere (even at the ends, which trimming would hide),
+    then trim spaces and refuse empty or over-long text. Returns the stored form."""
+    bad = FORBIDDEN_CHARS.search(value)
     text = value.strip()
-    bad = FORBIDDEN_CHARS.search(text)
     if bad:
         raise InvalidInput(
             f"{what} contains a control or direction-changing character "
