@@ -262,3 +262,24 @@ def test_two_watch_processes_and_a_writer(desk: Desk, clinic: dict[str, Any],
         for proc in procs:
             proc.send_signal(signal.SIGINT)
             proc.wait(10)
+
+
+def test_listener_tcp_connections_have_keepalives(db: Database) -> None:
+    """libpq connections get keepalives through conninfo; asyncpg's are set on the socket."""
+    import asyncio
+    import socket
+
+    if db.params().get("host", "").startswith("/"):
+        pytest.skip("the embedded server listens on a Unix socket: no TCP keepalives apply")
+
+    async def probe() -> tuple[int, int]:
+        conn = await db.connect_async()
+        try:
+            sock = conn._transport.get_extra_info("socket")
+            return (sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                    sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT))
+        finally:
+            await conn.close()
+
+    assert asyncio.run(probe()) == (1, 15000)
+    assert db.params()["keepalives"] == "1"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from hms_tui.db.embedded import EmbeddedServer
+
+_PROMPT_LOCK = threading.Lock()
 
 # Keepalives make a dead peer visible to libpq within ~15 s instead of the kernel's hours.
 KEEPALIVE_OPTIONS: Mapping[str, str] = {
@@ -45,6 +49,8 @@ class Database:
     ssl: Mapping[str, str] = field(default_factory=dict)
     embedded: EmbeddedServer | None = None
     _engine: Engine | None = field(default=None, init=False, repr=False)
+    # Typed once at a prompt when neither .pgpass nor PGPASSWORD had one; memory only.
+    _password: str | None = field(default=None, init=False, repr=False)
 
     def params(self) -> dict[str, str]:
         """The conninfo with SSL settings, timeouts and keepalives applied (TCP only)."""
@@ -52,6 +58,8 @@ class Database:
         params.update(self.ssl)
         params.setdefault("connect_timeout", str(self.connect_timeout))
         params.setdefault("application_name", "hms-tui")
+        if self._password is not None and not params.get("password"):
+            params["password"] = self._password
         host = str(params.get("host") or os.environ.get("PGHOST") or "")
         if host and not host.startswith("/"):
             for key, value in KEEPALIVE_OPTIONS.items():
@@ -73,7 +81,7 @@ class Database:
     def connect(self, *, autocommit: bool = False) -> psycopg.Connection[Any]:
         """A new psycopg connection with this terminal's label set for the audit trail."""
         try:
-            conn = psycopg.connect(pg_conninfo.make_conninfo(**self.params()), autocommit=True)
+            conn = self._open()
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailable(
                 f"cannot connect to {self.describe()}: {_first_line(exc)}"
@@ -85,6 +93,21 @@ class Database:
             conn.execute("SELECT set_config('TimeZone', hms.clinic_timezone(), false)")
         conn.autocommit = autocommit
         return conn
+
+    def _open(self) -> psycopg.Connection[Any]:
+        """Connect; if the server wants a password libpq did not find (.pgpass, PGPASSWORD)
+        and a person is at the terminal, ask once and keep it in memory for this process."""
+        try:
+            return psycopg.connect(pg_conninfo.make_conninfo(**self.params()), autocommit=True)
+        except psycopg.OperationalError as exc:
+            if "no password supplied" not in str(exc) or not (sys.stdin and sys.stdin.isatty()):
+                raise
+            with _PROMPT_LOCK:
+                if self._password is None:
+                    p = self.params()
+                    user = p.get("user") or os.environ.get("PGUSER") or getpass.getuser()
+                    self._password = getpass.getpass(f"Password for {user} ({self.describe()}): ")
+            return psycopg.connect(pg_conninfo.make_conninfo(**self.params()), autocommit=True)
 
     @property
     def engine(self) -> Engine:
@@ -130,11 +153,32 @@ class Database:
         if self.terminal:
             kwargs["server_settings"]["hms.terminal"] = self.terminal
         try:
-            return await asyncpg.connect(**kwargs)
+            conn = await asyncpg.connect(**kwargs)
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             raise DatabaseUnavailable(
                 f"cannot connect to {self.describe()}: {_first_line(exc)}"
             ) from None
+        _tcp_keepalive(conn)
+        return conn
+
+
+def _tcp_keepalive(conn: Any) -> None:
+    """asyncpg has no keepalive options: set them on its TCP socket (the same values libpq
+    gets), so a vanished peer fails the socket within ~15 s. Unix sockets need none."""
+    import socket
+
+    transport = getattr(conn, "_transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    for name, value in (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 2), ("TCP_KEEPCNT", 3),
+                        ("TCP_USER_TIMEOUT", 15000)):
+        if hasattr(socket, name):
+            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    for level, option, value in options:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(level, option, value)
 
 
 def _asyncpg_ssl(p: Mapping[str, str]) -> Any:
