@@ -283,3 +283,15 @@ def test_listener_tcp_connections_have_keepalives(db: Database) -> None:
 
     assert asyncio.run(probe()) == (1, 15000)
     assert db.params()["keepalives"] == "1"
+
+
+def test_doctor_change_refreshes_the_rows_that_show_it(db: Database, desk: Desk,
+                                                        clinic: dict[str, Any]) -> None:
+    """Queue rows carry the doctor's name and room: moving rooms must reach every screen."""
+    desk.checkin("D1", clinic["patients"][0])
+    with ListenerHarness(fast_listener(db)) as harness:
+        harness.converge(desk, "D1")
+        desk.update_doctor("D1", room="Room 9")
+        harness.wait_for(lambda: harness.view["D1"][0].room == "Room 9", 2,
+                         "the new room never reached the subscriber")
+        assert any(b.room == "Room 9" for b in harness.listener.board)

@@ -101,6 +101,7 @@ class _Dirty:
     doctors: dict[str, list[str]] = field(default_factory=dict)  # doctor -> actions
     board: bool = False
     bills: set[str] = field(default_factory=set)
+    everything: bool = False
 
 
 QUEUE_SQL = "SELECT * FROM hms.queue($1, false)"
@@ -310,14 +311,20 @@ class Listener:
             self._dirty.board = True
         elif kind == "bill" and isinstance(doctor, str):
             self._dirty.bills.add(doctor)
-        else:  # doctors or settings changed, or a payload we do not know: re-read the board
-            self._dirty.board = True
+        else:
+            # Doctors or settings changed (names, rooms and estimates appear in every queue
+            # row), or a payload we do not know: re-read everything.
+            self._dirty.everything = True
         self._wake.set()
 
     # -- reading -------------------------------------------------------------------------------
 
     async def _refetch_dirty(self) -> None:
         dirty, self._dirty = self._dirty, _Dirty()
+        if dirty.everything:
+            await self._refresh_all("change", emit_all=False)
+            dirty.doctors.clear()
+            dirty.board = False
         for doctor, actions in dirty.doctors.items():
             visits = await self._fetch_queue(doctor)
             if doctor not in self.queues and self.only is None:
