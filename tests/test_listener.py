@@ -295,3 +295,27 @@ def test_doctor_change_refreshes_the_rows_that_show_it(db: Database, desk: Desk,
         harness.wait_for(lambda: harness.view["D1"][0].room == "Room 9", 2,
                          "the new room never reached the subscriber")
         assert any(b.room == "Room 9" for b in harness.listener.board)
+
+
+def test_a_new_business_day_is_picked_up_at_its_first_change(
+    db: Database, desk: Desk, clinic: dict[str, Any]
+) -> None:
+    """After midnight the first check-in carries the new date: the listener re-reads the day
+    at once instead of waiting for its backup poll."""
+    desk.configure(timezone="Etc/GMT+12")
+    desk.checkin("D1", clinic["patients"][0])
+    with ListenerHarness(fast_listener(db)) as harness:
+        harness.converge(desk, "D1")
+        old_day = harness.listener.business_date
+        with psycopg.connect(db.conninfo, autocommit=True) as conn:
+            # Move the clinic east without a signal (settings changes notify; this one must
+            # not, so only the check-in's date can tell the listener), then check in.
+            conn.execute("ALTER TABLE hms.settings DISABLE TRIGGER settings_notify")
+            conn.execute("UPDATE hms.settings SET timezone = 'Etc/GMT-14'")
+            conn.execute("ALTER TABLE hms.settings ENABLE TRIGGER settings_notify")
+        visit = desk.checkin("D1", clinic["patients"][1])
+        harness.wait_for(lambda: harness.listener.business_date == visit.business_date, 2,
+                         "the listener stayed on the old day")
+        assert visit.business_date != old_day
+        harness.converge(desk, "D1")
+        assert [v.visit_id for v in harness.view["D1"]] == [visit.visit_id]

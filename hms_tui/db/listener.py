@@ -308,6 +308,8 @@ class Listener:
         if kind == "queue" and isinstance(doctor, str):
             if day == today and self.watching(doctor):
                 self._dirty.doctors.setdefault(doctor, []).append(str(msg.get("a", "")))
+            elif isinstance(day, str) and today is not None and day > today:
+                self._dirty.everything = True  # a new business day began: re-read it all
             self._dirty.board = True
         elif kind == "bill" and isinstance(doctor, str):
             self._dirty.bills.add(doctor)
