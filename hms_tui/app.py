@@ -247,6 +247,7 @@ def create_app(
 ) -> HmsApp:
     """The one way to build an app: the CLI passes real settings, tests a test database."""
     if listener is None:
-        listener = Listener(desk.db)
+        # The display reads the masked view: initials only, even for a privileged login.
+        listener = Listener(desk.db, masked=role == Role.DISPLAY)
     return HmsApp(role, desk, listener, settings, clock=clock, doctor=doctor, doctors=doctors,
                   ascii_only=ascii_only, hint=hint)

@@ -3,9 +3,11 @@
 One listener per process, on its own asyncpg connection (never pooled, never in a transaction):
 
 * LISTEN first, then re-read everything shown: a change committed in between is not lost.
-* A change signal (NOTIFY from the triggers in migration 0002) only marks a queue dirty; only
-  dirty queues are refetched, at once after a quiet spell and at most once per ``coalesce``
-  seconds during a burst (a throttle, so a lone change is not delayed by the window).
+* A change signal (NOTIFY from the triggers in migrations 0002/0004) only marks a queue dirty;
+  only dirty queues are refetched, and only the rows changed since the version we hold
+  (``queue_sync``; a signal for a version we already have is skipped). They are fetched at
+  once after a quiet spell and at most once per ``coalesce`` seconds during a burst (a
+  throttle, so a lone change is not delayed by the window).
 * A self-notification every ``heartbeat`` seconds must come back within ``heartbeat_timeout``;
   together with a dropped socket this finds a dead connection within ~10 s.
 * On loss: state RECONNECTING, capped exponential backoff with jitter, OFFLINE once a retry has
@@ -33,6 +35,7 @@ from typing import Any
 
 from hms_tui.core.models import DoctorBoard, Visit
 from hms_tui.db.database import Database
+from hms_tui.db.queue_sync import QueueCopy
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +107,13 @@ class _Dirty:
     everything: bool = False
 
 
-QUEUE_SQL = "SELECT * FROM hms.queue($1, false)"
+QUEUE_CHANGES_SQL = "SELECT * FROM hms.queue_changes($1, $2)"
+# Display terminals may not see names: they read the masked view, whole queues at a time.
+DISPLAY_QUEUE_SQL = """
+    SELECT * FROM hms.display_queue WHERE doctor = $1
+     ORDER BY CASE status WHEN 'IN_CONSULTATION' THEN 0 WHEN 'CALLED' THEN 1
+                          WHEN 'WAITING' THEN 2 ELSE 3 END,
+              position, called_at DESC, serial"""
 BOARD_SQL = "SELECT * FROM hms.doctor_board()"
 DATE_SQL = "SELECT hms.business_date()"
 
@@ -117,6 +126,7 @@ class Listener:
         db: Database,
         doctors: Iterable[str] | None = None,
         *,
+        masked: bool = False,
         coalesce: float = 0.05,
         heartbeat: float = 5.0,
         heartbeat_timeout: float = 5.0,
@@ -127,6 +137,7 @@ class Listener:
     ) -> None:
         self.db = db
         self.only = None if doctors is None else {d.upper() for d in doctors}
+        self.masked = masked
         self.coalesce = coalesce
         self.heartbeat = heartbeat
         self.heartbeat_timeout = heartbeat_timeout
@@ -144,7 +155,7 @@ class Listener:
         self.listen_pid: int | None = None
 
         self._subscribers: list[Callable[[Event], Any]] = []
-        self._visits_by_row: dict[str, dict[tuple[Any, ...], Visit]] = {}
+        self._copies: dict[str, QueueCopy] = {}
         self._dirty = _Dirty()
         self._wake = asyncio.Event()
         self._lost = asyncio.Event()
@@ -305,6 +316,11 @@ class Listener:
         kind, doctor = msg.get("k"), msg.get("d")
         day = msg.get("bd")
         today = self.business_date.isoformat() if self.business_date else None
+        version = msg.get("v")
+        copy = self._copies.get(doctor) if isinstance(doctor, str) else None
+        if (kind == "queue" and copy is not None and isinstance(version, int)
+                and day == today and version <= copy.version):
+            return  # a fetch already brought this change
         if kind == "queue" and isinstance(doctor, str):
             if day == today and self.watching(doctor):
                 self._dirty.doctors.setdefault(doctor, []).append(str(msg.get("a", "")))
@@ -340,17 +356,17 @@ class Listener:
             self._emit(BillUpdate(doctor))
         self._mark_refreshed()
 
-    async def _fetch_queue(self, doctor: str) -> tuple[Visit, ...]:
+    async def _fetch_queue(self, doctor: str, *, full: bool = False) -> tuple[Visit, ...]:
+        """The doctor's queue now: only what changed since our version, or all of it."""
         self.stats.refetches += 1
-        rows = await self._fetch.fetch(QUEUE_SQL, doctor)
-        # Most rows are unchanged between two fetches: reuse their Visit objects.
-        known = self._visits_by_row.get(doctor, {})
-        fresh: dict[tuple[Any, ...], Visit] = {}
-        for row in rows:
-            values = tuple(row)
-            fresh[values] = known.get(values) or Visit.from_row(dict(row))
-        self._visits_by_row[doctor] = fresh
-        return tuple(fresh[tuple(row)] for row in rows)
+        if self.masked:
+            rows = await self._fetch.fetch(DISPLAY_QUEUE_SQL, doctor)
+            return tuple(Visit.from_row(dict(r)) for r in rows)
+        copy = self._copies.setdefault(doctor, QueueCopy())
+        since = 0 if full else copy.version
+        rows = await self._fetch.fetch(QUEUE_CHANGES_SQL, doctor, since)
+        copy.apply(rows, full=since == 0)
+        return copy.visits
 
     async def _refresh_board(self, reason: str, *, emit: bool) -> None:
         rows = await self._fetch.fetch(BOARD_SQL)
@@ -366,11 +382,12 @@ class Listener:
         if day != self.business_date:
             self.business_date = day
             self.queues.clear()
+            self._copies.clear()
             emit_all = True
         await self._refresh_board(reason, emit=emit_all)
         doctors = [b.code for b in self.board if self.watching(b.code)]
         for doctor in doctors:
-            visits = await self._fetch_queue(doctor)
+            visits = await self._fetch_queue(doctor, full=True)
             if emit_all or visits != self.queues.get(doctor):
                 self.queues[doctor] = visits
                 self._emit(QueueUpdate(doctor, day, visits, reason))
