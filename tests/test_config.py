@@ -108,3 +108,34 @@ def test_ssl_settings_reach_every_connection(tmp_path: Path,
     assert params["sslrootcert"] == "/etc/hms/ca.crt"
     assert params["host"] == "db.clinic"
     assert params["keepalives"] == "1"  # TCP gets keepalives; sockets do not need them
+
+
+def test_listener_tls_follows_libpq_modes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify-ca/verify-full always verify (never silently CERT_NONE); only verify-full checks
+    the host name; a missing root certificate is one clear error, as with libpq."""
+    import asyncio
+    import shutil
+    import ssl
+    import subprocess
+
+    from hms_tui.core.errors import DatabaseUnavailable
+    from hms_tui.db.database import Database, _asyncpg_ssl
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a throwaway CA certificate")
+    ca = tmp_path / "ca.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(tmp_path / "k.pem"),
+                    "-out", str(ca), "-days", "1", "-subj", "/CN=hms-tui-test"],
+                   check=True, capture_output=True)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert _asyncpg_ssl({"sslmode": "disable"}) is False
+    assert _asyncpg_ssl({"sslmode": "prefer", "sslrootcert": str(ca)}) == "prefer"
+    required = _asyncpg_ssl({"sslmode": "require"})
+    assert (required.verify_mode, required.check_hostname) == (ssl.CERT_NONE, False)
+    for mode, hostname in (("verify-ca", False), ("verify-full", True)):
+        ctx = _asyncpg_ssl({"sslmode": mode, "sslrootcert": str(ca)})
+        assert (ctx.verify_mode, ctx.check_hostname) == (ssl.CERT_REQUIRED, hostname)
+    db = Database("postgresql://desk@127.0.0.1:1/hms", ssl={"sslmode": "verify-full"})
+    with pytest.raises(DatabaseUnavailable, match="cannot connect"):
+        asyncio.run(db.connect_async())  # no ~/.postgresql/root.crt under this HOME

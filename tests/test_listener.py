@@ -319,3 +319,22 @@ def test_a_new_business_day_is_picked_up_at_its_first_change(
         assert visit.business_date != old_day
         harness.converge(desk, "D1")
         assert [v.visit_id for v in harness.view["D1"]] == [visit.visit_id]
+
+
+def test_each_terminal_role_gets_its_live_view(desk: Desk, clinic: dict[str, Any],
+                                               staff_logins: Any) -> None:
+    """A reception login follows queues through version deltas; a display login, which may
+    not see names, through the masked view — both live, neither refused."""
+    desk.checkin("D1", clinic["patients"][0])
+    reception = staff_logins.database(staff_logins.add("reception"))
+    display = staff_logins.database(staff_logins.add("display"))
+    with ListenerHarness(fast_listener(reception)) as front, \
+            ListenerHarness(fast_listener(display, masked=True)) as board:
+        visit = desk.checkin("D1", clinic["patients"][1])
+        front.converge(desk, "D1")
+        board.wait_for(lambda: [v.visit_id for v in board.view.get("D1", ())]
+                       == [v.visit_id for v in desk.queue("D1")], 2, "display never caught up")
+        names = [v.patient_name for v in board.view["D1"]]
+        assert names == ["P. 0.", "P. 0."]  # 'Patient 00', 'Patient 01' as initials
+        assert {v.mrn for v in board.view["D1"]} == {""}
+        assert front.view["D1"][-1].visit_id == visit.visit_id

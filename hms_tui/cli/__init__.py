@@ -46,6 +46,7 @@ def _register() -> None:
     # Imported for their side effect of adding commands to ``app``.
     from hms_tui.cli import (  # noqa: F401
         admin_commands,
+        security_commands,
         tui_commands,
         visit_commands,
         watch_command,

@@ -269,11 +269,7 @@ class Desk:
         return Bill.from_row(row)
 
     def bills_for_visit(self, visit_id: int) -> list[Bill]:
-        rows = self._rows(
-            "SELECT i.* FROM hms.bills b, LATERAL hms.bill_info(b.id) i"
-            " WHERE b.visit_id = :visit ORDER BY b.id",
-            {"visit": visit_id},
-        )
+        rows = self._rows("SELECT * FROM hms.visit_bills(:visit)", {"visit": visit_id})
         return [Bill.from_row(r) for r in rows]
 
     # -- audit ---------------------------------------------------------------------------------

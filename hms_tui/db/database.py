@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -147,12 +148,12 @@ class Database:
             "timeout": self.connect_timeout,
             "server_settings": {"application_name": p.get("application_name", "hms-tui")},
         }
-        if "sslmode" in p:
-            kwargs["ssl"] = _asyncpg_ssl(p)
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         if self.terminal:
             kwargs["server_settings"]["hms.terminal"] = self.terminal
         try:
+            if "sslmode" in p:
+                kwargs["ssl"] = _asyncpg_ssl(p)  # may fail: a missing root certificate
             conn = await asyncpg.connect(**kwargs)
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             raise DatabaseUnavailable(
@@ -182,16 +183,22 @@ def _tcp_keepalive(conn: Any) -> None:
 
 
 def _asyncpg_ssl(p: Mapping[str, str]) -> Any:
-    """Translate libpq SSL parameters into what asyncpg takes."""
+    """Translate libpq SSL parameters into what asyncpg takes, with libpq's meanings:
+    verify-ca and verify-full always check the certificate (against sslrootcert, else
+    ~/.postgresql/root.crt, as libpq does); only verify-full checks the host name."""
     import ssl
 
     mode = p["sslmode"]
-    if mode in ("disable", "allow", "prefer", "require") and "sslrootcert" not in p:
-        return {"disable": False, "allow": "allow", "prefer": "prefer", "require": "require"}[mode]
-    ctx = ssl.create_default_context(cafile=p.get("sslrootcert"))
-    ctx.check_hostname = mode == "verify-full"
-    if mode in ("require", "verify-ca") and "sslrootcert" not in p:
-        ctx.verify_mode = ssl.CERT_NONE
+    if mode in ("disable", "allow", "prefer"):
+        return {"disable": False, "allow": "allow", "prefer": "prefer"}[mode]
+    if mode == "require":
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # libpq's require: encrypted, not verified
+    else:
+        cafile = p.get("sslrootcert") or str(Path.home() / ".postgresql" / "root.crt")
+        ctx = ssl.create_default_context(cafile=cafile)  # CERT_REQUIRED
+        ctx.check_hostname = mode == "verify-full"
     if "sslcert" in p:
         ctx.load_cert_chain(p["sslcert"], p.get("sslkey"))
     return ctx

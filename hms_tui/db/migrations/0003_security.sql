@@ -152,6 +152,33 @@ BEGIN
     RETURN hms.call_visit(v);
 END $$;
 
+-- The canonical text of an audit row, as 0001 defines it (each field '<length or ->:<text>',
+-- joined by '|'), built by plain concatenation instead of unnest and an ordered string_agg:
+-- the same text (existing chains still verify) in about a third of the time, and it is
+-- computed while the global audit head lock is held (benchmarks/audit_chain_cost.py).
+-- hms_tui/core/audit.py rebuilds it independently; tests compare the two.
+CREATE FUNCTION hms.canon_field(f text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN f IS NULL THEN '-:' ELSE length(f)::text || ':' || f END
+$$;
+
+CREATE OR REPLACE FUNCTION hms.audit_canon(r hms.audit_events) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT hms.canon_field(r.seq::text)
+        || '|' || hms.canon_field(hms.epoch_us(r.at)::text)
+        || '|' || hms.canon_field(r.actor)
+        || '|' || hms.canon_field(r.terminal)
+        || '|' || hms.canon_field(r.action)
+        || '|' || hms.canon_field(r.entity)
+        || '|' || hms.canon_field(r.entity_id::text)
+        || '|' || hms.canon_field(r.visit_id::text)
+        || '|' || hms.canon_field(r.op)
+        || '|' || hms.canon_field(r.txid::text)
+        || '|' || hms.canon_field(r.before::text)
+        || '|' || hms.canon_field(r.after::text)
+        || '|' || hms.canon_field(encode(r.prev_hash, 'hex'))
+$$;
+
 -- The trail's writer takes the audit head lock: never wait for it forever either (the
 -- calling action's own lock_timeout normally applies already; this covers direct writes).
 ALTER FUNCTION hms.audit_append(text, bigint, bigint, text, jsonb, jsonb) SET lock_timeout = '5s';
@@ -248,8 +275,13 @@ $$;
 --   may ALTER them and set their defaults), but granting membership in hms_reception etc.
 --   needs ADMIN OPTION on those groups. The owner has it when it created them (this
 --   migration); if another role created them first, a superuser grants it once:
---       GRANT hms_reception, hms_doctor, hms_display, hms_admin TO <owner> WITH ADMIN OPTION;
---   (harmless on 15). hms.assert_can_manage_roles() checks this up front with that message.
+--       GRANT hms_reception, hms_doctor, hms_display, hms_admin TO <owner>
+--             WITH ADMIN TRUE, INHERIT FALSE, SET FALSE;
+--   (ADMIN only: the owner does not become a member that staff_list would show; not needed,
+--   and not valid syntax, on 15). hms.assert_can_manage_roles() checks this up front and
+--   says so.
+-- * Membership shown and listed is membership with USAGE (inherited privileges), so an
+--   ADMIN-only grant does not make the owner look like staff.
 -- * Settings are put on each login (ALTER ROLE login SET ...): settings of a group role do
 --   not apply to its members.
 -- * Passwords arrive only as SCRAM-SHA-256 (or md5) verifiers computed by the client
@@ -300,7 +332,7 @@ LANGUAGE sql STABLE AS $$
         r.rolname::text,
         (SELECT string_agg(DISTINCT substr(g.rolname, 5), ',' ORDER BY substr(g.rolname, 5))
            FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
-          WHERE m.member = r.oid
+          WHERE m.member = r.oid AND pg_has_role(m.member, m.roleid, 'USAGE')
             AND g.rolname IN ('hms_reception', 'hms_doctor', 'hms_display', 'hms_admin')),
         ARRAY(SELECT d.code FROM hms.staff_doctors s JOIN hms.doctors d ON d.id = s.doctor_id
                WHERE s.login = r.rolname ORDER BY d.code),
@@ -332,7 +364,8 @@ BEGIN
         IF missing IS NOT NULL THEN
             PERFORM hms.fail('HM403', format(
                 'the hms schema owner %s cannot grant %s (PostgreSQL 16+ needs ADMIN OPTION): a superuser '
-                'must run GRANT hms_reception, hms_doctor, hms_display, hms_admin TO %I WITH ADMIN OPTION',
+                'must run GRANT hms_reception, hms_doctor, hms_display, hms_admin TO %I '
+                'WITH ADMIN TRUE, INHERIT FALSE, SET FALSE',
                 current_user, missing, current_user));
         END IF;
     END IF;
@@ -400,6 +433,13 @@ BEGIN
     EXECUTE format('CREATE ROLE %I LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION '
                    'NOBYPASSRLS PASSWORD %L', v_login, p_password);
     EXECUTE format('GRANT %I TO %I', grp, v_login);
+    -- Group roles are cluster-wide: with CONNECT revoked from PUBLIC on each clinic's
+    -- database, this grant is what lets the login into this clinic (and no other).
+    BEGIN
+        EXECUTE format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), v_login);
+    EXCEPTION WHEN insufficient_privilege THEN
+        NULL;  -- the owner does not own the database: CONNECT stays as the DBA set it
+    END;
     applied := hms.apply_staff_settings(v_login);
     DELETE FROM hms.staff_doctors WHERE login = v_login;  -- links left by an earlier role of that name
     INSERT INTO hms.staff_doctors (login, doctor_id) SELECT v_login, unnest(ids);
@@ -414,7 +454,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
     SELECT s.*
       FROM pg_roles r, LATERAL hms.staff_row(r.rolname) s
      WHERE EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
-                    WHERE m.member = r.oid
+                    WHERE m.member = r.oid AND pg_has_role(m.member, m.roleid, 'USAGE')
                       AND g.rolname IN ('hms_reception', 'hms_doctor', 'hms_display', 'hms_admin'))
      ORDER BY r.rolname
 $$;
@@ -486,10 +526,10 @@ END $$;
 CREATE FUNCTION hms.whoami() RETURNS hms.staff_info
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
     SELECT s.login,
-           coalesce(s.role, CASE WHEN r.rolsuper
-                                   OR pg_has_role(session_user, (SELECT c.relowner FROM pg_class c
-                                                                  WHERE c.oid = 'hms.visits'::regclass), 'MEMBER')
-                                 THEN 'owner' END),
+           CASE WHEN r.rolsuper
+                  OR pg_has_role(session_user, (SELECT c.relowner FROM pg_class c
+                                                 WHERE c.oid = 'hms.visits'::regclass), 'MEMBER')
+                THEN 'owner' ELSE s.role END,
            s.doctors, s.can_login
       FROM hms.staff_row(session_user) s, pg_roles r
      WHERE r.rolname = session_user
