@@ -17,6 +17,7 @@ from hms_tui.screens.forms import FORM_CSS, TimelineDialog
 from hms_tui.screens.pickers import Dialog
 from hms_tui.textsafe import printable
 from hms_tui.widgets.queue_table import Cell, DiffTable, cell
+from hms_tui.widgets.text_input import TextInput
 
 
 class DoctorDialog(Dialog):
@@ -41,7 +42,7 @@ class DoctorDialog(Dialog):
             ):
                 with Horizontal():
                     yield Label(label)
-                    yield Input(value=value, placeholder=hint, id=field,
+                    yield TextInput(value=value, placeholder=hint, id=field,
                                 disabled=bool(d) and field == "code")
             yield Static("", classes="error")
             yield Static(Text("Enter next · ctrl+s save · Esc cancel", style="dim"))
@@ -109,7 +110,7 @@ class AdminScreen(LiveScreen):
                 for field, label, hint in SETTINGS_FIELDS:
                     with Horizontal(classes="row"):
                         yield Label(label)
-                        yield Input(id=f"set-{field}")
+                        yield TextInput(id=f"set-{field}")
                         yield Static(hint, classes="hint")
                 yield Static("", id="settings-msg")
             with TabPane("Today", id="tab-today"):
@@ -117,9 +118,9 @@ class AdminScreen(LiveScreen):
                                  "No-show", "Tokens"], id="today")
             with TabPane("Audit", id="tab-audit"):
                 with Horizontal(id="filters", classes="row"):
-                    yield Input(placeholder="who (login)", id="f-actor")
-                    yield Input(placeholder="action, e.g. checkin", id="f-action")
-                    yield Input(placeholder="visit id", id="f-visit")
+                    yield TextInput(placeholder="who (login)", id="f-actor")
+                    yield TextInput(placeholder="action, e.g. checkin", id="f-action")
+                    yield TextInput(placeholder="visit id", id="f-visit")
                 yield DiffTable(["Seq", "When", "Who", "Terminal", "Action", "Entity", "Visit",
                                  "Status"], id="audit")
         yield Footer()

@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Static
 
@@ -45,15 +46,20 @@ class LiveScreen(Screen[None]):
             badge.show(live.connection, last, self.hms.ascii_only)
 
     def apply_live(self, event: Event) -> None:
-        self.refresh_badge()
-        if isinstance(event, QueueUpdate):
-            self.queue_changed(event)
-        elif isinstance(event, BoardUpdate):
-            self.board_changed(event)
-        elif isinstance(event, BillUpdate):
-            self.bills_changed(event)
-        else:
-            self.connection_changed()
+        if not self.is_mounted:
+            return  # not composed yet: on_mount draws from the app's live state
+        try:
+            self.refresh_badge()
+            if isinstance(event, QueueUpdate):
+                self.queue_changed(event)
+            elif isinstance(event, BoardUpdate):
+                self.board_changed(event)
+            elif isinstance(event, BillUpdate):
+                self.bills_changed(event)
+            else:
+                self.connection_changed()
+        except NoMatches:
+            pass  # the screen is being taken down (the app is exiting): nothing to draw
 
     def queue_changed(self, event: QueueUpdate) -> None:
         """A doctor's queue has new contents."""

@@ -19,6 +19,7 @@ from hms_tui.core.receipt import format_receipt, print_receipt, save_receipt
 from hms_tui.screens.pickers import DIALOG_CSS, Dialog
 from hms_tui.textsafe import printable
 from hms_tui.widgets.queue_table import cell
+from hms_tui.widgets.text_input import TextInput
 
 FORM_CSS = DIALOG_CSS + """
 {name} Label {{ width: 14; padding: 1 1 0 0; }}
@@ -49,7 +50,7 @@ class RegisterDialog(Dialog):
             ):
                 with Horizontal():
                     yield Label(label)
-                    yield Input(placeholder=hint, id=field, max_length=length)
+                    yield TextInput(placeholder=hint, id=field, max_length=length)
                 yield Static("", id=f"{field}-error", classes="field-error")
             yield Static("", classes="error")
             yield Static(Text("Enter next field / save · ctrl+s save · Esc cancel", style="dim"))
@@ -101,7 +102,8 @@ class BillDialog(Dialog):
     BINDINGS = [
         Binding("escape", "close", "Cancel"),
         Binding("ctrl+s", "issue", "Issue bill"),
-        Binding("ctrl+d", "drop_line", "Remove last line"),
+        # priority: the focused Input binds ctrl+d (delete right) and would swallow it
+        Binding("ctrl+d", "drop_line", "Remove last line", priority=True),
     ]
 
     def __init__(self, visit: Visit) -> None:
@@ -118,11 +120,11 @@ class BillDialog(Dialog):
             yield DataTable(cursor_type="none", id="lines")
             with Horizontal():
                 yield Label("Item")
-                yield Input(placeholder="e.g. Consultation", id="desc",
+                yield TextInput(placeholder="e.g. Consultation", id="desc",
                             max_length=validation.ITEM_MAX)
             with Horizontal():
                 yield Label("Amount")
-                yield Input(placeholder="e.g. 500 or 120.50", id="amount", max_length=12)
+                yield TextInput(placeholder="e.g. 500 or 120.50", id="amount", max_length=12)
             yield Static("", id="total")
             yield Static("", classes="error")
             yield Static(Text("Enter add line · ctrl+s issue · ctrl+d remove last · Esc cancel",
@@ -195,10 +197,10 @@ class VoidBillDialog(Dialog):
             yield Static("Void a bill (its number stays used)", classes="title")
             with Horizontal():
                 yield Label("Bill")
-                yield Input(placeholder="B-2026-0001", id="bill", max_length=40)
+                yield TextInput(placeholder="B-2026-0001", id="bill", max_length=40)
             with Horizontal():
                 yield Label("Reason")
-                yield Input(placeholder="Required", id="reason",
+                yield TextInput(placeholder="Required", id="reason",
                             max_length=validation.REASON_MAX)
             yield Static("", classes="error")
         yield Footer()

@@ -22,6 +22,7 @@ from hms_tui.screens.pickers import CheckinDialog, DoctorPicker, PriorityPicker,
 from hms_tui.textsafe import printable
 from hms_tui.widgets.bigtext import BigText
 from hms_tui.widgets.queue_table import DiffTable, cell
+from hms_tui.widgets.text_input import TextInput
 
 SEARCH_DEBOUNCE = 0.15
 
@@ -88,7 +89,7 @@ class ReceptionScreen(LiveScreen):
             with Vertical(id="left"):
                 with Vertical(id="find", classes="box") as find:
                     find.border_title = "Find or register (F2)"
-                    yield Input(placeholder="name, MRN or phone · F3 new patient",
+                    yield TextInput(placeholder="name, MRN or phone · F3 new patient",
                                 id="search", max_length=100)
                     yield DiffTable(["MRN", "Name", "Phone", "Age", "Today"], id="results")
                 with Vertical(id="last", classes="box") as last:
@@ -242,7 +243,8 @@ class ReceptionScreen(LiveScreen):
         if code != self.doctor:
             self.doctor = code
             name = next((b.name for b in self.hms.live.board if b.code == code), code)
-            self.query_one("#queue-box").border_title = printable(f"{code} queue · {name}")
+            # Text, not str: a str title is parsed as markup (a doctor named "[/b]" crashed it)
+            self.query_one("#queue-box").border_title = Text(printable(f"{code} queue · {name}"))
             self.table("queue").sync([])
         self.redraw_queue()
 
@@ -295,7 +297,8 @@ class ReceptionScreen(LiveScreen):
                                           self.hms.live.board, exclude=visit.doctor), picked)
 
     def _transferred(self, visit: Visit) -> None:
-        self.notify(f"Transferred: new token {visit.token} with {visit.doctor_name}")
+        self.notify(printable(f"Transferred: new token {visit.token} with {visit.doctor_name}"),
+                    markup=False)
         self.last_visit = visit
         self.show_last_checkin(visit)
 

@@ -67,7 +67,7 @@ class DiffTable(DataTable[Cell]):
                 self._order.append(key)
             elif self._rows[key] != values_t:
                 for column, value in zip(self._columns, values_t, strict=True):
-                    self.update_cell(key, column, value)
+                    self.update_cell(key, column, value, update_width=True)
             self._rows[key] = values_t
         if selected in self._rows:
             self.move_cursor(row=self._order.index(selected), animate=False)
