@@ -368,12 +368,12 @@ def test_queues_are_live_with_positions_and_waiting_times(
             await wait_until(pilot, lambda: column(queue, 0) == ["called", "1", "2"])
             await wait_until(pilot, lambda: table_rows(board)[0][3] == "D1-003")
 
-            # ] and [ (from the tables; in the search they are text) switch the doctor.
+            # F8 and F7 switch the doctor shown (from anywhere, the search included).
             await focus_queue(pilot)
-            await pilot.press("right_square_bracket")
+            await pilot.press("f8")
             await wait_until(pilot, lambda: column(queue, 1) == ["D2-001"])
             assert reception(app).query_one("#queue-box").border_title == "D2 queue · Dr Mehta"
-            await pilot.press("left_square_bracket")
+            await pilot.press("f7")
             await wait_until(pilot, lambda: column(queue, 1) == ["D1-003", "D1-001", "D1-002"])
 
     run(go())
@@ -446,7 +446,9 @@ def test_cancel_transfer_and_priority_from_the_queue(
                                 " WHERE v.transferred_from = %s", (b.visit_id,)).fetchone()
             assert moved == ("D2", "WAITING", "D2-001")
             assert status(b.visit_id)[0] == "TRANSFERRED"
-            await wait_until(pilot, lambda: column(queue, 1) == ["D1-003"])
+            # The queue shown follows the patient to the new doctor; D1's line lost them.
+            await wait_until(pilot, lambda: column(queue, 1) == ["D2-001"])
+            assert [v.token for v in desk.queue("D1")] == ["D1-003"]
             assert not error_notifications(app)
 
     run(go())

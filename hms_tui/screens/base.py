@@ -112,8 +112,16 @@ class HelpScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_columns("Key", "Action")
+        seen: set[tuple[str, str]] = set()
         for binding in self.owner.BINDINGS:
             if isinstance(binding, Binding) and binding.description:
-                table.add_row(cell(binding.key_display or binding.key), cell(binding.description))
-        table.add_row(cell("ctrl+p"), cell("Command palette"))
-        table.add_row(cell("ctrl+q"), cell("Quit"))
+                keys = ", ".join(self.app.get_key_display(Binding(k.strip(), binding.action))
+                                 for k in binding.key.split(","))
+                if (keys, binding.description) not in seen:
+                    seen.add((keys, binding.description))
+                    table.add_row(cell(keys), cell(binding.description))
+        table.add_row(cell(self.app.get_key_display(Binding("ctrl+p", ""))),
+                      cell("Command palette"))
+        if not any(b.description == "Quit" for b in self.owner.BINDINGS
+                   if isinstance(b, Binding)):
+            table.add_row(cell(self.app.get_key_display(Binding("ctrl+q", ""))), cell("Quit"))

@@ -41,6 +41,16 @@ def now_serving(visits: tuple[Visit, ...]) -> Visit | None:
     return max(serving, key=lambda v: (v.called_at is not None, v.called_at), default=None)
 
 
+def fit_tokens(tokens: list[str], width: int) -> str:
+    """As many whole tokens as fit (never a cut one: a patient must read their whole token)."""
+    shown: list[str] = []
+    for token in tokens:
+        if len("  ".join([*shown, token])) > width and shown:
+            break
+        shown.append(token)
+    return "  ".join(shown) if shown else "-"
+
+
 class DoctorPanel(Vertical):
     DEFAULT_CSS = """
     DoctorPanel { border: round $primary; padding: 0 1; height: 1fr; }
@@ -59,6 +69,7 @@ class DoctorPanel(Vertical):
         super().__init__(id=f"panel-{code}", classes=classes)
         self.code = code
         self.ascii_only = ascii_only
+        self.upcoming: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="where")
@@ -70,8 +81,15 @@ class DoctorPanel(Vertical):
         self.query_one(".where", Static).update(Text(printable(where)))
         self.query_one(BigText).update(serving or "-")
         self.query_one(".who", Static).update(Text(printable(who)))
-        nxt = "  ".join(upcoming) if upcoming else "-"
-        self.query_one(".next", Static).update(Text(f"Next: {nxt}"))
+        self.upcoming = upcoming
+        self._show_next()
+
+    def on_resize(self) -> None:
+        self._show_next()
+
+    def _show_next(self) -> None:
+        width = self.content_size.width - len("Next: ") if self.content_size.width else 200
+        self.query_one(".next", Static).update(Text(f"Next: {fit_tokens(self.upcoming, width)}"))
 
 
 class DisplayScreen(LiveScreen):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -249,12 +250,17 @@ class ReceiptDialog(Dialog):
         self.show_error(f"Saved to {path}")
 
     def action_print(self) -> None:
+        self.show_error("Printing...")
+        self.run_worker(self._print, thread=True, exit_on_error=False)
+
+    def _print(self) -> None:
+        """In a thread: a slow or hung printer never freezes the screen."""
         try:
             answer = print_receipt(self.text)
-        except (OSError, TimeoutError) as exc:
-            self.show_error(str(exc))
+        except (OSError, subprocess.SubprocessError) as exc:
+            self.app.call_from_thread(self.show_error, str(exc))
             return
-        self.show_error(f"Sent to the printer {answer}".strip())
+        self.app.call_from_thread(self.show_error, f"Sent to the printer {answer}".strip())
 
 
 def _since(delta: timedelta | None) -> str:

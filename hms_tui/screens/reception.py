@@ -53,8 +53,8 @@ class ReceptionScreen(LiveScreen):
         Binding("c", "cancel_visit", "Cancel visit"),
         Binding("t", "transfer", "Transfer"),
         Binding("p", "priority", "Priority"),
-        Binding("left_square_bracket", "other_doctor(-1)", "Prev doctor", show=False),
-        Binding("right_square_bracket", "other_doctor(1)", "Next doctor", show=False),
+        Binding("f7", "other_doctor(-1)", "Prev doctor", show=False),
+        Binding("f8", "other_doctor(1)", "Next doctor", show=False),
         Binding("escape", "focus_search", "Find", show=False),
         Binding("ctrl+q", "app.quit", "Quit"),
     ]
@@ -148,10 +148,13 @@ class ReceptionScreen(LiveScreen):
         if serial != self._search_serial:
             return  # an older answer arriving late
         self.matches = {str(p.id): p for p in found}
-        self.table("results").sync([
+        results = self.table("results")
+        results.sync([
             (str(p.id), [cell(p.mrn), cell(p.name, "bold"), cell(p.phone),
                          "" if p.age is None else str(p.age), cell(p.active_visits)])
             for p in found])
+        if found:
+            results.move_cursor(row=0, animate=False)  # a new search: the best match first
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "search":
@@ -301,6 +304,7 @@ class ReceptionScreen(LiveScreen):
                     markup=False)
         self.last_visit = visit
         self.show_last_checkin(visit)
+        self.show_doctor(visit.doctor)
 
     def action_priority(self) -> None:
         visit = self._visit_or_warn()
