@@ -368,3 +368,23 @@ def test_call_next_takes_the_head_of_the_line(desk: Desk, clinic: dict[str, Any]
         assert [v.position for v in waiting] == list(range(1, len(expected) - n + 1))
     with pytest.raises(NotFound):
         desk.call_next("D1")
+
+
+def test_checking_in_a_booked_patient_is_their_arrival(desk: Desk, noon: dict[str, Any],
+                                                       sql: Any) -> None:
+    """Reception checks in whoever walks up: a patient booked with that doctor today arrives
+    (the booking becomes the waiting visit, with its token), in one idempotent action."""
+    at = wall(local_now(noon["zone"]) + timedelta(hours=1))
+    patient = noon["patients"][0]
+    booked = desk.book("D1", patient, at)
+    first = desk.checkin("D1", patient, "urgent", key="desk-1-attempt")
+    assert (first.visit_id, first.status, first.token) == (booked.visit_id, Status.WAITING,
+                                                           "D1-001")
+    assert first.priority == Priority.URGENT and first.appointment_at == booked.appointment_at
+    again = desk.checkin("D1", patient, "urgent", key="desk-1-attempt")  # the reply was lost
+    assert (again.visit_id, again.replayed) == (booked.visit_id, True)
+    assert sql.execute("SELECT count(*) FROM hms.visits").fetchone() == (1,)
+    actions = [r[0] for r in sql.execute(
+        "SELECT action FROM hms.audit_events WHERE visit_id = %s ORDER BY seq",
+        (booked.visit_id,))]
+    assert actions == ["book", "arrive"]

@@ -14,13 +14,12 @@ from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from hms_tui.core.errors import HmsError
-from hms_tui.core.models import DoctorBoard, Priority, Status, Visit
+from hms_tui.core.models import DoctorBoard, Priority, Visit
 from hms_tui.textsafe import printable
 from hms_tui.widgets.text_input import TextInput
 
 if TYPE_CHECKING:
     from hms_tui.app import HmsApp
-    from hms_tui.core.desk import Desk
 
 DIALOG_CSS = """
 {name} {{ align: center middle; }}
@@ -115,26 +114,13 @@ class CheckinDialog(Dialog):
             return
         self.busy = True
         self.show_error("Checking in...")
-        self.hms.db_call(checkin_or_arrive, self.hms.desk, event.option.id, self.patient_id,
-                         self.priority, self.key, done=self.dismiss, failed=self._failed)
+        # A walk-in, or a patient booked with this doctor today (their booking arrives).
+        self.hms.db_call(self.hms.desk.checkin, event.option.id, self.patient_id, self.priority,
+                         self.key, done=self.dismiss, failed=self._failed)
 
     def _failed(self, exc: HmsError) -> None:
         self.busy = False
         self.fail(exc)
-
-
-def checkin_or_arrive(desk: Desk, doctor: str, patient_id: int, priority: Priority,
-                      key: str) -> Visit:
-    """Check a walk-in in; a patient booked with this doctor today is marked arrived instead
-    (the booking becomes the waiting visit, with its token)."""
-    booked = next((v for v in desk.queue(doctor, include_all=True)
-                   if v.patient_id == patient_id and v.status == Status.BOOKED), None)
-    if booked is None:
-        return desk.checkin(doctor, patient_id, priority, key)
-    visit = desk.arrive(booked.visit_id)
-    if priority != Priority.NORMAL:
-        visit = desk.set_priority(visit.visit_id, priority)
-    return visit
 
 
 class DoctorPicker(Dialog):

@@ -312,7 +312,8 @@ BEGIN
        OR (OLD.serial IS NOT NULL AND NEW.serial IS DISTINCT FROM OLD.serial)
        OR (OLD.token IS NOT NULL AND NEW.token IS DISTINCT FROM OLD.token)
        OR NEW.transferred_from IS DISTINCT FROM OLD.transferred_from
-       OR NEW.idempotency_key IS DISTINCT FROM OLD.idempotency_key THEN
+       OR (OLD.idempotency_key IS NOT NULL
+           AND NEW.idempotency_key IS DISTINCT FROM OLD.idempotency_key) THEN
         RAISE EXCEPTION USING ERRCODE = 'HM423',
             MESSAGE = format('visit %s: doctor, patient, date, token and origin never change; transfer instead', OLD.id);
     END IF;
@@ -741,6 +742,20 @@ BEGIN
             END IF;
             RETURN hms.visit_info(seen.id, true);
         END IF;
+    END IF;
+    -- A patient booked with this doctor today arrives: the booking becomes the waiting visit.
+    SELECT * INTO seen FROM hms.visits
+     WHERE patient_id = pat.id AND doctor_id = d.id AND business_date = bd AND status = 'BOOKED'
+       FOR UPDATE;
+    IF FOUND THEN
+        PERFORM hms.begin_action('arrive');
+        s := hms.next_serial(d.id, bd);
+        UPDATE hms.visits SET status = 'WAITING', serial = s, token = hms.make_token(d.token_prefix, s),
+                              priority = greatest(priority, prio), checked_in_at = now(),
+                              queue_key = hms.epoch_us(now())::numeric / 1000000,
+                              idempotency_key = p_key
+         WHERE id = seen.id;
+        RETURN hms.visit_info(seen.id);
     END IF;
     PERFORM hms.assert_no_active_visit(pat.id, d, bd);
     s := hms.next_serial(d.id, bd);
