@@ -327,3 +327,71 @@ def test_the_palette_runs_the_doctors_keys(
                 "SELECT status::text FROM hms.visits").fetchone(), lambda r: r == ("CALLED",))
 
     run(go())
+
+
+# -- staff -------------------------------------------------------------------------------------
+
+
+def test_staff_add_lock_and_unlock(desk: Desk, clinic: dict[str, Any],
+                                   sql: psycopg.Connection[Any], staff_logins: Any) -> None:
+    import uuid
+
+    from hms_tui.screens.staff import StaffDialog
+
+    login = f"t_tui_{uuid.uuid4().hex[:8]}"
+    staff_logins.logins.append(login)  # dropped when the test ends
+
+    def can_login() -> Any:
+        return sql.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = %s",
+                           (login,)).fetchone()
+
+    async def go() -> None:
+        app = make_app(Role.ADMIN, desk)
+        async with app.run_test(size=(110, 32)) as pilot:
+            await wait_live(pilot, board=2)
+            await pilot.press("s")
+            await wait_screen(pilot, StaffDialog)
+            form = app.screen
+            for value in (login, "doctor", "D1, D2", "secret-pass", "other-pass"):
+                await paste(pilot, value)
+                await pilot.press("enter")
+            await wait_until(pilot, lambda: "the two passwords differ" in static_text(
+                form.query_one(".error", Static)))
+            assert can_login() is None  # nothing written
+            form.query_one("#repeat", Input).value = "secret-pass"
+            await pilot.press("ctrl+s")
+            await wait_screen(pilot, AdminScreen)
+            grid = table(app, "staff")
+            await wait_until(pilot, lambda: [login, "doctor", "D1, D2", "yes"] in table_rows(grid))
+            assert can_login() == (True,)
+            admin(app).query_one(TabbedContent).active = "tab-staff"
+            await select_row(pilot, grid, login)
+            await pilot.press("l")
+            await until_db(pilot, can_login, lambda r: r == (False,))
+            await wait_until(pilot, lambda: [login, "doctor", "D1, D2", "no"] in table_rows(grid))
+            await pilot.press("l")
+            await until_db(pilot, can_login, lambda r: r == (True,))
+
+    run(go())
+
+
+def test_doctor_console_of_a_login_linked_to_one_doctor_opens_by_itself(
+    desk: Desk, clinic: dict[str, Any], staff_logins: Any
+) -> None:
+    from hms_tui.screens.doctor import DoctorScreen
+
+    login = staff_logins.add("doctor", ("D2",))
+    own = Desk(staff_logins.database(login))
+    desk.checkin("D2", clinic["patients"][0])
+
+    async def go() -> None:
+        app = make_app(Role.DOCTOR, own)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_live(pilot, board=2)
+            screen = next(s for s in app.screen_stack if isinstance(s, DoctorScreen))
+            await wait_until(pilot, lambda: screen.doctor == "D2")
+            await wait_until(pilot, lambda: column(screen.query_one(DiffTable), 1) == ["D2-001"])
+            await pilot.press("n")
+            await wait_until(pilot, lambda: column(screen.query_one(DiffTable), 0) == ["called"])
+
+    run(go())

@@ -11,10 +11,12 @@ from textual.widgets import Footer, Input, Label, Static, TabbedContent, TabPane
 from hms_tui.core import validation
 from hms_tui.core.errors import HmsError, InvalidInput
 from hms_tui.core.models import AuditEntry, ClinicRules, Doctor
+from hms_tui.core.staff import Staff, StaffMember
 from hms_tui.db.listener import BoardUpdate
 from hms_tui.screens.base import LiveScreen
 from hms_tui.screens.forms import FORM_CSS, TimelineDialog
 from hms_tui.screens.pickers import Dialog
+from hms_tui.screens.staff import StaffDialog, staff_row
 from hms_tui.textsafe import printable
 from hms_tui.widgets.queue_table import Cell, DiffTable, cell
 from hms_tui.widgets.text_input import TextInput
@@ -82,6 +84,8 @@ class AdminScreen(LiveScreen):
         Binding("a", "add_doctor", "Add doctor"),
         Binding("e", "edit_doctor", "Edit doctor"),
         Binding("x", "toggle_doctor", "(De)activate"),
+        Binding("s", "add_staff", "Add staff"),
+        Binding("l", "toggle_staff", "Lock/unlock login"),
         Binding("ctrl+s", "save_settings", "Save settings"),
         Binding("f5", "reload_audit", "Reload audit"),
         Binding("ctrl+q", "app.quit", "Quit"),
@@ -99,6 +103,7 @@ class AdminScreen(LiveScreen):
     def __init__(self) -> None:
         super().__init__()
         self.doctors: dict[str, Doctor] = {}
+        self.staff: dict[str, StaffMember] = {}
         self.audit: dict[str, AuditEntry] = {}
 
     def compose(self) -> ComposeResult:
@@ -106,6 +111,8 @@ class AdminScreen(LiveScreen):
         with TabbedContent(id="tabs"):
             with TabPane("Doctors", id="tab-doctors"):
                 yield DiffTable(["Code", "Name", "Room", "Prefix", "Active"], id="doctors")
+            with TabPane("Staff", id="tab-staff"):
+                yield DiffTable(["Login", "Role", "Doctors", "Can log in"], id="staff")
             with TabPane("Clinic settings", id="tab-settings"), Vertical():
                 for field, label, hint in SETTINGS_FIELDS:
                     with Horizontal(classes="row"):
@@ -127,6 +134,7 @@ class AdminScreen(LiveScreen):
 
     def on_mount(self) -> None:
         self.load_doctors()
+        self.load_staff()
         self.hms.db_call(self.hms.desk.rules, done=self.show_rules)
         self.action_reload_audit()
         if self.hms.live.board:
@@ -169,6 +177,35 @@ class AdminScreen(LiveScreen):
             return
         self.hms.db_call(self.hms.desk.update_doctor, doctor.code, active=not doctor.active,
                          done=self._doctor_saved)
+
+    # -- staff ---------------------------------------------------------------------------------
+
+    def load_staff(self) -> None:
+        self.hms.db_call(Staff(self.hms.desk.db).list, done=self.show_staff,
+                         failed=lambda exc: self.query_one("#staff", DiffTable).sync([]))
+
+    def show_staff(self, members: list[StaffMember]) -> None:
+        self.staff = {m.login: m for m in members}
+        self.query_one("#staff", DiffTable).sync([(m.login, staff_row(m)) for m in members])
+
+    def action_add_staff(self) -> None:
+        self.app.push_screen(StaffDialog(), self._staff_saved)
+
+    def _staff_saved(self, member: StaffMember | None) -> None:
+        if member is not None:
+            self.load_staff()
+            state = "can log in" if member.can_login else "is locked"
+            self.notify(printable(f"{member.login} ({member.role}) {state}"), markup=False)
+
+    def action_toggle_staff(self) -> None:
+        key = self.query_one("#staff", DiffTable).selected_key()
+        member = self.staff.get(key or "")
+        if member is None:
+            self.notify("Select a login on the Staff tab.", severity="warning")
+            return
+        staff = Staff(self.hms.desk.db)
+        action = staff.disable if member.can_login else staff.enable
+        self.hms.db_call(action, member.login, done=self._staff_saved)
 
     def board_changed(self, event: BoardUpdate) -> None:
         self.query_one("#today", DiffTable).sync([

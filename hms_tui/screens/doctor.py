@@ -13,6 +13,7 @@ from textual.widgets.option_list import Option
 
 from hms_tui.core.errors import HmsError
 from hms_tui.core.models import Priority, Status, Visit
+from hms_tui.core.staff import Staff, StaffMember
 from hms_tui.db.listener import BoardUpdate, QueueUpdate
 from hms_tui.screens.base import LiveScreen
 from hms_tui.screens.display import now_serving
@@ -86,9 +87,18 @@ class DoctorScreen(LiveScreen):
         self.set_interval(1, self.show_now)
         self.query_one(DiffTable).focus()
         if self.doctor is None:
-            self.pick_doctor()
+            # A doctor login linked to one doctor opens that doctor's console; else ask.
+            self.hms.db_call(Staff(self.hms.desk.db).whoami, done=self._whoami,
+                             failed=lambda _exc: self.pick_doctor())
         else:
             self.show_everything()
+
+    def _whoami(self, me: StaffMember) -> None:
+        if me.role == "doctor" and len(me.doctors) == 1:
+            self.doctor = me.doctors[0]
+            self.show_everything()
+        else:
+            self.pick_doctor()
 
     def pick_doctor(self) -> None:
         if not self.hms.live.board:
