@@ -78,6 +78,7 @@ CREATE TABLE hms.counters (
     scope_id integer NOT NULL,
     period   date    NOT NULL,
     value    integer NOT NULL DEFAULT 0 CHECK (value >= 0),
+    version  bigint  NOT NULL DEFAULT 0,  -- serial rows: the queue's version (see visits)
     PRIMARY KEY (kind, scope_id, period)
 );
 
@@ -107,6 +108,7 @@ CREATE TABLE hms.visits (
     cancel_reason    text CHECK (hms.is_clean_text(cancel_reason, 200)),
     transferred_from bigint UNIQUE REFERENCES hms.visits,
     idempotency_key  text UNIQUE CHECK (hms.is_clean_text(idempotency_key, 100)),
+    queue_version    bigint NOT NULL DEFAULT 0,  -- the queue's version when this row last changed
     CONSTRAINT visits_serial_unique UNIQUE (doctor_id, business_date, serial),
     CONSTRAINT visits_token_with_serial CHECK ((serial IS NULL) = (token IS NULL)),
     CONSTRAINT visits_checked_in_has_serial CHECK (status IN ('BOOKED', 'CANCELLED') OR serial IS NOT NULL),
@@ -116,6 +118,7 @@ CREATE TABLE hms.visits (
 CREATE UNIQUE INDEX visits_one_active ON hms.visits (patient_id, doctor_id, business_date)
     WHERE status IN ('BOOKED', 'WAITING', 'CALLED', 'IN_CONSULTATION');
 CREATE INDEX visits_queue ON hms.visits (doctor_id, business_date, status);
+CREATE INDEX visits_queue_version ON hms.visits (doctor_id, business_date, queue_version);
 
 CREATE TABLE hms.bills (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -173,21 +176,36 @@ INSERT INTO hms.audit_head VALUES (true, 0, decode(repeat('00', 32), 'hex'));
 -- ---------------------------------------------------------------------------------------
 -- Audit: chained rows, written by triggers, never changed
 -- ---------------------------------------------------------------------------------------
--- Canonical text of a row for hashing; hms_tui/core/audit.py rebuilds it independently.
-CREATE FUNCTION hms.audit_canon(r hms.audit_events) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT string_agg(coalesce(length(f)::text, '-') || ':' || coalesce(f, ''), '|' ORDER BY n)
-    FROM unnest(ARRAY[
-        r.seq::text, hms.epoch_us(r.at)::text, r.actor, r.terminal, r.action, r.entity,
-        r.entity_id::text, r.visit_id::text, r.op, r.txid::text, r.before::text, r.after::text,
-        encode(r.prev_hash, 'hex')
-    ]) WITH ORDINALITY AS u(f, n)
+-- Canonical text of a row for hashing: each field '<length, or - for NULL>:<text>', joined by
+-- '|'. Plain concatenation: it runs while the global audit head lock is held.
+-- hms_tui/core/audit.py rebuilds it independently; tests compare the two.
+CREATE FUNCTION hms.canon_field(f text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN f IS NULL THEN '-:' ELSE length(f)::text || ':' || f END
 $$;
 
+CREATE FUNCTION hms.audit_canon(r hms.audit_events) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT hms.canon_field(r.seq::text)
+        || '|' || hms.canon_field(hms.epoch_us(r.at)::text)
+        || '|' || hms.canon_field(r.actor)
+        || '|' || hms.canon_field(r.terminal)
+        || '|' || hms.canon_field(r.action)
+        || '|' || hms.canon_field(r.entity)
+        || '|' || hms.canon_field(r.entity_id::text)
+        || '|' || hms.canon_field(r.visit_id::text)
+        || '|' || hms.canon_field(r.op)
+        || '|' || hms.canon_field(r.txid::text)
+        || '|' || hms.canon_field(r.before::text)
+        || '|' || hms.canon_field(r.after::text)
+        || '|' || hms.canon_field(encode(r.prev_hash, 'hex'))
+$$;
+
+-- lock_timeout: a direct write (not through a desk action) never waits forever for the head.
 CREATE FUNCTION hms.audit_append(
     p_entity text, p_entity_id bigint, p_visit_id bigint, p_op text, p_before jsonb, p_after jsonb
 ) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp SET lock_timeout = '5s' AS $$
 DECLARE
     head  hms.audit_head;
     r     hms.audit_events;
@@ -322,6 +340,32 @@ END $$;
 CREATE TRIGGER visits_state_machine BEFORE UPDATE ON hms.visits
     FOR EACH ROW EXECUTE FUNCTION hms.check_visit_update();
 
+-- Per-queue versions, so a live screen fetches only what changed. Every change to a visit
+-- stamps it with the next version of its queue, taken from the queue's counters row. That
+-- row is locked by every visit change until commit, so versions are handed out in commit
+-- order within a queue: a snapshot holds exactly the versions 1..head, and "everything after
+-- the version I have" is complete (hms.queue_changes, hms_tui/db/queue_sync.py).
+CREATE FUNCTION hms.stamp_queue_version() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND NEW IS NOT DISTINCT FROM OLD THEN
+        RETURN NEW;  -- nothing changed: no new version, no audit row
+    END IF;
+    UPDATE hms.counters SET version = version + 1
+     WHERE kind = 'serial' AND scope_id = NEW.doctor_id AND period = NEW.business_date
+    RETURNING version INTO NEW.queue_version;
+    IF NOT FOUND THEN  -- a write that did not go through the desk functions
+        INSERT INTO hms.counters (kind, scope_id, period, version)
+        VALUES ('serial', NEW.doctor_id, NEW.business_date, 1)
+        ON CONFLICT (kind, scope_id, period) DO UPDATE SET version = hms.counters.version + 1
+        RETURNING version INTO NEW.queue_version;
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER visits_queue_version BEFORE INSERT OR UPDATE ON hms.visits
+    FOR EACH ROW EXECUTE FUNCTION hms.stamp_queue_version();
+
 CREATE FUNCTION hms.check_bill_update() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -436,7 +480,15 @@ BEGIN
     RETURN v + 1;
 END $$;
 
--- Lock a visit's queue, then the visit itself (the fixed lock order).
+-- May this login act on this doctor's visits? Everyone may, until 0003_security defines
+-- who may (a doctor login only on the doctors it is linked to).
+CREATE FUNCTION hms.assert_may_act(p_doctor integer) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+END $$;
+
+-- Lock a visit's queue, then the visit itself (the fixed lock order) -- after checking that
+-- the login may act on that doctor's visits, before taking any lock.
 CREATE FUNCTION hms.lock_visit(p_visit bigint) RETURNS hms.visits
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -448,6 +500,7 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM hms.fail('HM404', format('no visit with id %s', p_visit));
     END IF;
+    PERFORM hms.assert_may_act(d);
     PERFORM hms.lock_queue(d, bd);
     SELECT * INTO v FROM hms.visits WHERE id = p_visit FOR UPDATE;
     RETURN v;
@@ -645,6 +698,41 @@ BEGIN
               day.pos, day.called_at DESC, day.serial;
 END $$;
 
+-- What changed in a doctor's queue today since version p_since: every visit stamped after it
+-- (any status, so a screen learns of visits that left the queue), or with p_since = 0 the
+-- active visits only. Every row also carries the queue's head version and the minutes per
+-- patient for wait estimates; with nothing new, one row of just those two.
+-- The screen rebuilds exactly what hms.queue(p_doctor) returns (hms_tui/db/queue_sync.py).
+CREATE FUNCTION hms.queue_changes(p_doctor text, p_since bigint)
+RETURNS TABLE (head_version bigint, per_patient numeric, visit_id bigint, token text,
+               serial integer, status text, priority text, patient_id bigint,
+               patient_name text, mrn text, doctor text, doctor_name text, room text,
+               business_date date, appointment_at timestamptz, checked_in_at timestamptz,
+               called_at timestamptz, call_count integer, started_at timestamptz,
+               ended_at timestamptz, cancel_reason text, transferred_from bigint,
+               queue_key numeric, queue_version bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
+DECLARE
+    d    hms.doctors := hms.doctor_by_code(p_doctor);
+    bd   date := hms.business_date();
+    head bigint;
+    pp   numeric := hms.consult_minutes(d.id, bd);
+BEGIN
+    -- A STABLE function reads one snapshot: the head and the rows agree.
+    SELECT c.version INTO head FROM hms.counters c
+     WHERE c.kind = 'serial' AND c.scope_id = d.id AND c.period = bd;
+    RETURN QUERY
+    SELECT coalesce(head, 0), pp, v.id, v.token, v.serial, v.status::text, v.priority::text,
+           p.id, p.name, p.mrn, d.code, d.name, d.room, v.business_date, v.appointment_at,
+           v.checked_in_at, v.called_at, v.call_count, v.started_at, v.ended_at,
+           v.cancel_reason, v.transferred_from, v.queue_key, v.queue_version
+      FROM (SELECT 1) AS one
+      LEFT JOIN (hms.visits v JOIN hms.patients p ON p.id = v.patient_id)
+        ON v.doctor_id = d.id AND v.business_date = bd AND v.queue_version > p_since
+       AND (p_since > 0 OR v.status IN ('WAITING', 'CALLED', 'IN_CONSULTATION'))
+     ORDER BY v.queue_version;
+END $$;
+
 -- ---------------------------------------------------------------------------------------
 -- Desk actions: one function each, one transaction each
 -- ---------------------------------------------------------------------------------------
@@ -825,6 +913,7 @@ DECLARE
     v  hms.visits;
 BEGIN
     PERFORM hms.begin_action('call_next');
+    PERFORM hms.assert_may_act(d.id);
     -- Under the queue lock no other transaction can change this queue's waiting line,
     -- so the head read here is the head when we commit.
     PERFORM hms.lock_queue(d.id, bd);

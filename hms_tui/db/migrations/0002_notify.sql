@@ -3,7 +3,8 @@
 -- One NOTIFY per affected queue per statement (statement-level triggers over transition
 -- tables), never one per row, and never row data: a listener refetches what it shows.
 -- Payload (JSON, well under 200 bytes):
---   {"k": kind, "d": doctor code, "bd": business date, "a": desk action, "seq": audit seq}
+--   {"k": kind, "d": doctor code, "bd": business date, "a": desk action,
+--    "v": the queue's version (visits) or "seq": the audit sequence (bills, doctors)}
 -- kind is "queue" (visits), "bill" (bills) or "doctors" (doctors, settings).
 -- NOTIFY is delivered on commit only: a rolled-back change sends nothing.
 
@@ -18,8 +19,13 @@ $$;
 CREATE FUNCTION hms.notify_visits() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp AS $$
 BEGIN
-    PERFORM hms.notify_change('queue', d.code, c.business_date)
-       FROM (SELECT DISTINCT doctor_id, business_date FROM changed_rows) c
+    -- "v": the queue's version after this statement; a screen that has it skips the fetch.
+    PERFORM pg_notify('hms_changes', json_build_object(
+                'k', 'queue', 'd', d.code, 'bd', c.business_date,
+                'a', left(coalesce(nullif(current_setting('hms.action', true), ''), 'sql'), 24),
+                'v', c.version)::text)
+       FROM (SELECT doctor_id, business_date, max(queue_version) AS version
+               FROM changed_rows GROUP BY doctor_id, business_date) c
        JOIN hms.doctors d ON d.id = c.doctor_id;
     RETURN NULL;
 END $$;

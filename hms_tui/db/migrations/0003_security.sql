@@ -92,8 +92,9 @@ LANGUAGE sql STABLE AS $$
      WHERE r.rolname = session_user
 $$;
 
--- The one check every visit-changing action goes through (hms.lock_visit, hms.call_next).
-CREATE FUNCTION hms.assert_may_act(p_doctor integer) RETURNS void
+-- The one check every visit-changing action goes through (0001 calls it from hms.lock_visit
+-- and hms.call_next; transfer goes through lock_visit).
+CREATE OR REPLACE FUNCTION hms.assert_may_act(p_doctor integer) RETURNS void
 LANGUAGE plpgsql STABLE AS $$
 DECLARE d hms.doctors;
 BEGIN
@@ -110,78 +111,6 @@ BEGIN
             d.name, d.code));
     END IF;
 END $$;
-
--- Lock a visit's queue, then the visit itself (the fixed lock order) -- after checking that
--- the login may act on that doctor's visits, before taking any lock.
-CREATE OR REPLACE FUNCTION hms.lock_visit(p_visit bigint) RETURNS hms.visits
-LANGUAGE plpgsql AS $$
-DECLARE
-    v hms.visits;
-    d integer;
-    bd date;
-BEGIN
-    SELECT doctor_id, business_date INTO d, bd FROM hms.visits WHERE id = p_visit;
-    IF NOT FOUND THEN
-        PERFORM hms.fail('HM404', format('no visit with id %s', p_visit));
-    END IF;
-    PERFORM hms.assert_may_act(d);
-    PERFORM hms.lock_queue(d, bd);
-    SELECT * INTO v FROM hms.visits WHERE id = p_visit FOR UPDATE;
-    RETURN v;
-END $$;
-
-CREATE OR REPLACE FUNCTION hms.call_next(p_doctor text) RETURNS hms.visit_info
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp SET lock_timeout = '5s' AS $$
-DECLARE
-    d  hms.doctors := hms.doctor_by_code(p_doctor);
-    bd date := hms.business_date();
-    v  hms.visits;
-BEGIN
-    PERFORM hms.begin_action('call_next');
-    PERFORM hms.assert_may_act(d.id);
-    -- Under the queue lock no other transaction can change this queue's waiting line,
-    -- so the head read here is the head when we commit.
-    PERFORM hms.lock_queue(d.id, bd);
-    SELECT * INTO v FROM hms.visits
-     WHERE doctor_id = d.id AND business_date = bd AND status = 'WAITING'
-     ORDER BY priority DESC, queue_key, id
-     LIMIT 1 FOR UPDATE;
-    IF NOT FOUND THEN
-        PERFORM hms.fail('HM404', format('nobody is waiting for %s (%s)', d.name, d.code));
-    END IF;
-    RETURN hms.call_visit(v);
-END $$;
-
--- The canonical text of an audit row, as 0001 defines it (each field '<length or ->:<text>',
--- joined by '|'), built by plain concatenation instead of unnest and an ordered string_agg:
--- the same text (existing chains still verify) in about a third of the time, and it is
--- computed while the global audit head lock is held (benchmarks/audit_chain_cost.py).
--- hms_tui/core/audit.py rebuilds it independently; tests compare the two.
-CREATE FUNCTION hms.canon_field(f text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN f IS NULL THEN '-:' ELSE length(f)::text || ':' || f END
-$$;
-
-CREATE OR REPLACE FUNCTION hms.audit_canon(r hms.audit_events) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT hms.canon_field(r.seq::text)
-        || '|' || hms.canon_field(hms.epoch_us(r.at)::text)
-        || '|' || hms.canon_field(r.actor)
-        || '|' || hms.canon_field(r.terminal)
-        || '|' || hms.canon_field(r.action)
-        || '|' || hms.canon_field(r.entity)
-        || '|' || hms.canon_field(r.entity_id::text)
-        || '|' || hms.canon_field(r.visit_id::text)
-        || '|' || hms.canon_field(r.op)
-        || '|' || hms.canon_field(r.txid::text)
-        || '|' || hms.canon_field(r.before::text)
-        || '|' || hms.canon_field(r.after::text)
-        || '|' || hms.canon_field(encode(r.prev_hash, 'hex'))
-$$;
-
--- The trail's writer takes the audit head lock: never wait for it forever either (the
--- calling action's own lock_timeout normally applies already; this covers direct writes).
-ALTER FUNCTION hms.audit_append(text, bigint, bigint, text, jsonb, jsonb) SET lock_timeout = '5s';
 
 -- ---------------------------------------------------------------------------------------
 -- The waiting-room display: today's active visits, with initials instead of names, no MRN,
@@ -554,7 +483,8 @@ GRANT SELECT ON hms.display_queue TO hms_display, hms_admin;
 
 -- Reception and doctors: queues, visits and their timelines; moving a patient back.
 GRANT EXECUTE ON FUNCTION
-    hms.get_doctor(text), hms.queue(text, boolean), hms.visit_info(bigint, boolean),
+    hms.get_doctor(text), hms.queue(text, boolean), hms.queue_changes(text, bigint),
+    hms.visit_info(bigint, boolean),
     hms.visit_timeline(bigint), hms.skip(bigint, integer), hms.requeue(bigint)
     TO hms_reception, hms_doctor, hms_admin;
 
