@@ -3,7 +3,7 @@
 One listener per process, on its own asyncpg connection (never pooled, never in a transaction):
 
 * LISTEN first, then re-read everything shown: a change committed in between is not lost.
-* A change signal (NOTIFY from the triggers in migrations 0002/0004) only marks a queue dirty;
+* A change signal (NOTIFY from the triggers in migration 0002) only marks a queue dirty;
   only dirty queues are refetched, and only the rows changed since the version we hold
   (``queue_sync``; a signal for a version we already have is skipped). They are fetched at
   once after a quiet spell and at most once per ``coalesce`` seconds during a burst (a
