@@ -42,10 +42,6 @@ def emit_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def hhmm(value: datetime | None) -> str:
-    return value.strftime("%H:%M") if value else ""
-
-
 def minutes_since(value: datetime | None, now: datetime) -> str:
     if value is None:
         return ""

@@ -64,10 +64,6 @@ def render_big(text: str, fill: str = "█") -> list[str]:
     return rows
 
 
-def big_width(text: str) -> int:
-    return len(render_big(text)[0]) if text else 0
-
-
 class BigText(Widget):
     """Shows a short text (a token) in the big font; falls back to plain bold text when the
     widget is too narrow or too short for it."""

@@ -33,10 +33,6 @@ class DiffTable(DataTable[Cell]):
         for name in self._columns:
             self.add_column(name, key=name)
 
-    @property
-    def row_keys_in_order(self) -> list[str]:
-        return list(self._order)
-
     def selected_key(self) -> str | None:
         if not self._order or self.cursor_row < 0 or self.cursor_row >= len(self._order):
             return None
@@ -71,6 +67,3 @@ class DiffTable(DataTable[Cell]):
             self._rows[key] = values_t
         if selected in self._rows:
             self.move_cursor(row=self._order.index(selected), animate=False)
-
-    def values(self, key: str) -> tuple[Cell, ...] | None:
-        return self._rows.get(key)
