@@ -201,6 +201,26 @@ def test_hung_server_connection_is_detected_by_heartbeat(
         harness.converge(desk, "D1")
 
 
+def test_hung_refresh_is_a_lost_connection(
+    db: Database, desk: Desk, sql: psycopg.Connection[Any], clinic: dict[str, Any]
+) -> None:
+    """The backend answering the listener's reads stops answering in the middle of a change:
+    the read times out, the listener reconnects and catches up, rather than hanging."""
+    with ListenerHarness(fast_listener(db)) as harness:
+        pid = harness.listener.fetch_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            desk.checkin("D1", clinic["patients"][0])  # its refetch meets the stopped backend
+            harness.wait_for(lambda: harness.state != ConnectionState.LIVE, 5,
+                             "a hung refresh was not noticed")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+            sql.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        harness.wait_for(lambda: harness.state == ConnectionState.LIVE, 5, "no recovery")
+        harness.converge(desk, "D1")
+
+
 def test_server_stop_and_start_reports_offline_then_converges(tmp_path: Path) -> None:
     """Its own embedded server, so stopping it disturbs nothing else."""
     from hms_tui.db.embedded import EmbeddedServer

@@ -153,6 +153,7 @@ class Listener:
         self.board: tuple[DoctorBoard, ...] = ()
         self.stats = ListenerStats()
         self.listen_pid: int | None = None
+        self.fetch_pid: int | None = None
 
         self._subscribers: list[Callable[[Event], Any]] = []
         self._copies: dict[str, QueueCopy] = {}
@@ -250,6 +251,7 @@ class Listener:
         await self._conn.add_listener(self._ping_channel, self._on_ping)
         self.listen_pid = self._conn.get_server_pid()
         self._fetch = await self.db.connect_async()
+        self.fetch_pid = self._fetch.get_server_pid()
 
     async def _close(self) -> None:
         for conn in (self._conn, self._fetch):
@@ -356,20 +358,30 @@ class Listener:
             self._emit(BillUpdate(doctor))
         self._mark_refreshed()
 
+    async def _read(self, sql: str, *args: Any) -> list[Any]:
+        """A read on the fetch connection that cannot hang the listener: a server that stops
+        answering is a lost connection, like a missed heartbeat."""
+        try:
+            rows: list[Any] = await asyncio.wait_for(self._fetch.fetch(sql, *args),
+                                                     self.heartbeat_timeout * 2)
+        except TimeoutError:
+            raise ConnectionLost("a refresh was not answered") from None
+        return rows
+
     async def _fetch_queue(self, doctor: str, *, full: bool = False) -> tuple[Visit, ...]:
         """The doctor's queue now: only what changed since our version, or all of it."""
         self.stats.refetches += 1
         if self.masked:
-            rows = await self._fetch.fetch(DISPLAY_QUEUE_SQL, doctor)
+            rows = await self._read(DISPLAY_QUEUE_SQL, doctor)
             return tuple(Visit.from_row(dict(r)) for r in rows)
         copy = self._copies.setdefault(doctor, QueueCopy())
         since = 0 if full else copy.version
-        rows = await self._fetch.fetch(QUEUE_CHANGES_SQL, doctor, since)
+        rows = await self._read(QUEUE_CHANGES_SQL, doctor, since)
         copy.apply(rows, full=since == 0)
         return copy.visits
 
     async def _refresh_board(self, reason: str, *, emit: bool) -> None:
-        rows = await self._fetch.fetch(BOARD_SQL)
+        rows = await self._read(BOARD_SQL)
         board = tuple(DoctorBoard(**dict(r)) for r in rows)
         changed = board != self.board
         self.board = board
@@ -378,7 +390,7 @@ class Listener:
 
     async def _refresh_all(self, reason: str, *, emit_all: bool) -> None:
         """Re-read the business date, the board and every watched queue."""
-        day = await self._fetch.fetchval(DATE_SQL)
+        day = (await self._read(DATE_SQL))[0][0]
         if day != self.business_date:
             self.business_date = day
             self.queues.clear()
