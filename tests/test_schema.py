@@ -123,3 +123,37 @@ def test_replaying_the_trail_rebuilds_the_queue(desk: Desk, sql: psycopg.Connect
     assert replayed is not None
     live = [v.visit_id for v in desk.queue("D1") if v.position is not None]
     assert replayed[0] == live
+
+
+def test_wait_estimates_use_the_doctors_pace_after_three_real_consultations(
+    desk: Desk, sql: psycopg.Connection[Any], clinic: dict[str, Any]
+) -> None:
+    """Until three consultations of at least a minute are done today, estimates use the
+    clinic's setting; then the doctor's own average. A 20-second 'consultation' is a slip."""
+    p = clinic["patients"]
+
+    def consult(patient: int, seconds: int) -> None:
+        visit = desk.checkin("D1", patient)
+        desk.call(visit.visit_id)
+        desk.start(visit.visit_id)
+        done = desk.complete(visit.visit_id)
+        with sql.transaction():
+            sql.execute("SET LOCAL session_replication_role = replica")  # rewrite the clock
+            sql.execute("UPDATE hms.visits SET started_at = ended_at - make_interval(secs => %s)"
+                        " WHERE id = %s", (seconds, done.visit_id))
+
+    def per_patient() -> Any:
+        row = sql.execute("SELECT hms.consult_minutes(1, hms.business_date())").fetchone()
+        return row[0] if row else None
+
+    desk.configure(consult_minutes=10)
+    consult(p[0], 300)
+    consult(p[1], 300)
+    consult(p[2], 20)  # ignored
+    assert per_patient() == 10
+    consult(p[3], 480)
+    assert round(per_patient(), 6) == round((5 + 5 + 8) / 3, 6)
+    waiting = desk.checkin("D1", p[4])
+    assert waiting.wait_minutes == 0  # first in line, nobody with the doctor
+    second = desk.checkin("D1", p[5])
+    assert second.wait_minutes == 6  # one ahead at 6 minutes each

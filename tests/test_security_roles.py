@@ -53,6 +53,7 @@ EXECUTE: dict[str, frozenset[str]] = {}
 for _fns, _who in [
     (["clinic_timezone()", "business_date()", "get_rules()", "doctor_list()", "doctor_board()",
       "whoami()"], ALL),
+    (["consult_minutes(integer,date)", "wait_estimate(numeric,bigint,integer)"], {S, A}),
     (["get_doctor(text)", "queue(text,boolean)", "queue_changes(text,bigint)",
       "visit_info(bigint,boolean)",
       "visit_timeline(bigint)", "skip(bigint,integer)", "requeue(bigint)"], {R, D, A}),

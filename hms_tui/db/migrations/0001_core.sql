@@ -605,16 +605,18 @@ LANGUAGE sql STABLE AS $$
     END
 $$;
 
--- Average consultation minutes of a doctor's last 10 consultations that day, else the setting.
+-- Minutes per patient for wait estimates: the doctor's own pace today -- the average of their
+-- last 10 consultations of at least a minute (shorter ones are keying slips) -- once there are
+-- three of them; until then the clinic's setting. SECURITY DEFINER: the display view uses it.
 CREATE FUNCTION hms.consult_minutes(p_doctor integer, p_date date) RETURNS numeric
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce(
-        (SELECT avg(extract(epoch FROM ended_at - started_at)) / 60 FROM (
-            SELECT ended_at, started_at FROM hms.visits
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
+    SELECT CASE WHEN count(*) >= 3 THEN avg(recent.minutes)
+                ELSE (SELECT consult_minutes FROM hms.settings) END
+      FROM (SELECT extract(epoch FROM ended_at - started_at) / 60 AS minutes
+              FROM hms.visits
              WHERE doctor_id = p_doctor AND business_date = p_date AND status = 'COMPLETED'
-               AND started_at IS NOT NULL
-             ORDER BY ended_at DESC LIMIT 10) recent),
-        (SELECT consult_minutes FROM hms.settings))
+               AND started_at IS NOT NULL AND ended_at - started_at >= interval '1 minute'
+             ORDER BY ended_at DESC LIMIT 10) recent
 $$;
 
 -- Minutes until the patient at waiting position `pos` is called, given how many are being

@@ -124,10 +124,9 @@ END $$;
 --             position, called_at DESC, serial
 --
 -- A view runs with its owner's rights on tables, but functions it calls are checked
--- against the reader: so it calls only hms.business_date() (which hms_display may execute)
--- and spells out the position and wait estimate of hms.queue/hms.wait_estimate instead of
--- calling the owner-only helpers. security_barrier: a reader's own (leaky) functions in
--- WHERE never see rows the view filters out.
+-- against the reader: hms_display may execute the ones it calls (hms.business_date,
+-- hms.consult_minutes, hms.wait_estimate), which read nothing private. security_barrier: a
+-- reader's own (leaky) functions in WHERE never see rows the view filters out.
 -- ---------------------------------------------------------------------------------------
 CREATE VIEW hms.display_queue WITH (security_barrier) AS
 SELECT q.id                      AS visit_id,
@@ -158,9 +157,8 @@ SELECT q.id                      AS visit_id,
        NULL::text                AS cancel_reason,
        q.transferred_from        AS transferred_from,
        (SELECT t.id FROM hms.visits t WHERE t.transferred_from = q.id) AS transferred_to,
-       CASE WHEN q.pos IS NULL THEN NULL
-            ELSE round(coalesce(c.per_patient, s.consult_minutes) * (q.pos - 1 + q.serving))::integer
-       END                       AS wait_minutes,
+       hms.wait_estimate(hms.consult_minutes(q.doctor_id, q.business_date), q.serving, q.pos)
+                                 AS wait_minutes,
        false                     AS replayed
   FROM (SELECT v.*, d.code AS doctor, d.name AS doctor_name, d.room,
                CASE WHEN v.status = 'WAITING'
@@ -173,15 +171,7 @@ SELECT q.id                      AS visit_id,
           JOIN hms.doctors d ON d.id = v.doctor_id
          WHERE v.business_date = hms.business_date()
            AND v.status IN ('WAITING', 'CALLED', 'IN_CONSULTATION')) q
-  JOIN hms.patients p ON p.id = q.patient_id
- CROSS JOIN hms.settings s
-  LEFT JOIN LATERAL (
-        -- hms.consult_minutes: the doctor's last 10 consultations that day
-        SELECT avg(extract(epoch FROM r.ended_at - r.started_at)) / 60 AS per_patient
-          FROM (SELECT x.ended_at, x.started_at FROM hms.visits x
-                 WHERE x.doctor_id = q.doctor_id AND x.business_date = q.business_date
-                   AND x.status = 'COMPLETED' AND x.started_at IS NOT NULL
-                 ORDER BY x.ended_at DESC LIMIT 10) r) c ON true;
+  JOIN hms.patients p ON p.id = q.patient_id;
 
 -- ---------------------------------------------------------------------------------------
 -- Reads the terminals need that used to touch tables directly
@@ -478,8 +468,11 @@ GRANT EXECUTE ON FUNCTION
     hms.doctor_board(), hms.whoami()
     TO hms_reception, hms_doctor, hms_display, hms_admin;
 
--- The waiting-room display reads the anonymised view, never hms.queue.
+-- The waiting-room display reads the anonymised view, never hms.queue; the view's estimate
+-- is computed by functions checked against the reader.
 GRANT SELECT ON hms.display_queue TO hms_display, hms_admin;
+GRANT EXECUTE ON FUNCTION hms.consult_minutes(integer, date),
+    hms.wait_estimate(numeric, bigint, integer) TO hms_display, hms_admin;
 
 -- Reception and doctors: queues, visits and their timelines; moving a patient back.
 GRANT EXECUTE ON FUNCTION
