@@ -358,3 +358,15 @@ def test_each_terminal_role_gets_its_live_view(desk: Desk, clinic: dict[str, Any
         assert names == ["P. 0.", "P. 0."]  # 'Patient 00', 'Patient 01' as initials
         assert {v.mrn for v in board.view["D1"]} == {""}
         assert front.view["D1"][-1].visit_id == visit.visit_id
+
+
+def test_a_corrected_patient_name_reaches_the_screens(db: Database, desk: Desk,
+                                                      sql: psycopg.Connection[Any],
+                                                      clinic: dict[str, Any]) -> None:
+    visit = desk.checkin("D1", clinic["patients"][0])
+    with ListenerHarness(fast_listener(db)) as harness:
+        harness.converge(desk, "D1")
+        sql.execute("UPDATE hms.patients SET name = 'Patient Zero' WHERE id = %s",
+                    (visit.patient_id,))
+        harness.wait_for(lambda: harness.view["D1"][0].patient_name == "Patient Zero", 2,
+                         "the corrected name never reached the subscriber")

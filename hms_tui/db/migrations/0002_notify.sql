@@ -5,7 +5,8 @@
 -- Payload (JSON, well under 200 bytes):
 --   {"k": kind, "d": doctor code, "bd": business date, "a": desk action,
 --    "v": the queue's version (visits) or "seq": the audit sequence (bills, doctors)}
--- kind is "queue" (visits), "bill" (bills) or "doctors" (doctors, settings).
+-- kind is "queue" (visits), "bill" (bills) or "doctors" (doctors, settings, patient names:
+-- things every queue row shows, so screens re-read everything).
 -- NOTIFY is delivered on commit only: a rolled-back change sends nothing.
 
 CREATE FUNCTION hms.notify_change(p_kind text, p_doctor text, p_date date) RETURNS void
@@ -58,6 +59,9 @@ CREATE TRIGGER bills_notify_update AFTER UPDATE ON hms.bills
 CREATE TRIGGER doctors_notify AFTER INSERT OR UPDATE ON hms.doctors
     FOR EACH STATEMENT EXECUTE FUNCTION hms.notify_doctors();
 CREATE TRIGGER settings_notify AFTER UPDATE ON hms.settings
+    FOR EACH STATEMENT EXECUTE FUNCTION hms.notify_doctors();
+-- Names shown in every queue row: a corrected name reaches every screen too.
+CREATE TRIGGER patients_notify AFTER UPDATE ON hms.patients
     FOR EACH STATEMENT EXECUTE FUNCTION hms.notify_doctors();
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA hms FROM PUBLIC;
