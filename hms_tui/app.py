@@ -117,12 +117,13 @@ class HmsApp(App[None]):
     async def on_mount(self) -> None:
         self._unsubscribe = self.listener.subscribe(lambda e: self.post_message(LiveEvent(e)))
         self._listener_task = asyncio.create_task(self.listener.run())
-        self.db_call(self.desk.rules, done=self._apply_rules)
+        self.db_call(self.desk.rules, done=self.apply_rules)
         self.push_screen(self._role_screen())
         if self.hint:
             self.notify(self.hint, title="Other terminals", timeout=15)
 
-    def _apply_rules(self, rules: Any) -> None:
+    def apply_rules(self, rules: Any) -> None:
+        """The clinic's zone and name, for every screen (after start and after a change)."""
         try:
             self.clinic_zone = ZoneInfo(rules.timezone)
         except (ValueError, KeyError):

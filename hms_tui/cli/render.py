@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console
@@ -27,6 +27,7 @@ from hms_tui.core.models import (
     to_jsonable,
 )
 from hms_tui.textsafe import printable
+from hms_tui.timefmt import duration, minutes_since
 
 # Piped output is read by programs and people with wide screens: do not wrap it at 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -40,21 +41,6 @@ def t(value: object, style: str = "") -> Text:
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(to_jsonable(data), ensure_ascii=False) + "\n")
     sys.stdout.flush()
-
-
-def minutes_since(value: datetime | None, now: datetime) -> str:
-    if value is None:
-        return ""
-    return f"{max(0, int((now - value).total_seconds() // 60))}m"
-
-
-def duration(value: timedelta | None) -> str:
-    if value is None:
-        return ""
-    seconds = int(value.total_seconds())
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def table(title: str, columns: Sequence[str]) -> Table:

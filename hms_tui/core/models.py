@@ -128,6 +128,13 @@ class Visit:
         return cls(**data)
 
 
+def now_serving(visits: tuple[Visit, ...]) -> Visit | None:
+    """The most recently called visit still with the doctor (the display's 'now serving',
+    the doctor console's current patient)."""
+    serving = [v for v in visits if v.status in SERVING_STATUSES]
+    return max(serving, key=lambda v: (v.called_at is not None, v.called_at), default=None)
+
+
 @dataclass(frozen=True)
 class BillItem:
     line: int

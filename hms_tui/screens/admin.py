@@ -240,7 +240,7 @@ class AdminScreen(LiveScreen):
     def _saved_rules(self, rules: ClinicRules) -> None:
         self.show_rules(rules)
         self.query_one("#settings-msg", Static).update(Text("Saved.", style="bold green"))
-        self.hms._apply_rules(rules)
+        self.hms.apply_rules(rules)
 
     def _settings_msg(self, exc: HmsError) -> None:
         self.query_one("#settings-msg", Static).update(Text(printable(str(exc)), style="red"))

@@ -19,7 +19,7 @@ from textual.containers import Container, Horizontal, Vertical
 from textual.events import Resize
 from textual.widgets import Static
 
-from hms_tui.core.models import Status, Visit
+from hms_tui.core.models import Status, Visit, now_serving
 from hms_tui.db.listener import BoardUpdate, ConnectionState, QueueUpdate
 from hms_tui.screens.base import LiveScreen
 from hms_tui.textsafe import initials, printable
@@ -33,12 +33,6 @@ class Announcement:
     token: str
     where: str
     recall: bool
-
-
-def now_serving(visits: tuple[Visit, ...]) -> Visit | None:
-    """The most recently called visit still with the doctor."""
-    serving = [v for v in visits if v.status in (Status.CALLED, Status.IN_CONSULTATION)]
-    return max(serving, key=lambda v: (v.called_at is not None, v.called_at), default=None)
 
 
 def fit_tokens(tokens: list[str], width: int) -> str:

@@ -12,15 +12,14 @@ from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from hms_tui.core.errors import HmsError
-from hms_tui.core.models import Priority, Status, Visit
+from hms_tui.core.models import Priority, Status, Visit, now_serving
 from hms_tui.core.staff import Staff, StaffMember
 from hms_tui.db.listener import BoardUpdate, QueueUpdate
 from hms_tui.screens.base import LiveScreen
-from hms_tui.screens.display import now_serving
 from hms_tui.screens.forms import TimelineDialog
 from hms_tui.screens.pickers import DIALOG_CSS, Dialog, DoctorPicker
-from hms_tui.screens.reception import minutes_since
 from hms_tui.textsafe import printable
+from hms_tui.timefmt import minutes_since
 from hms_tui.widgets.queue_table import Cell, DiffTable, cell
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
-from datetime import timedelta
 from decimal import Decimal
 
 from rich.text import Text
@@ -19,6 +18,7 @@ from hms_tui.core.models import Bill, Patient, TimelineEntry, Visit
 from hms_tui.core.receipt import format_receipt, print_receipt, save_receipt
 from hms_tui.screens.pickers import DIALOG_CSS, Dialog
 from hms_tui.textsafe import printable
+from hms_tui.timefmt import duration
 from hms_tui.widgets.queue_table import cell
 from hms_tui.widgets.text_input import TextInput
 
@@ -263,14 +263,6 @@ class ReceiptDialog(Dialog):
         self.app.call_from_thread(self.show_error, f"Sent to the printer {answer}".strip())
 
 
-def _since(delta: timedelta | None) -> str:
-    if delta is None:
-        return ""
-    seconds = int(delta.total_seconds())
-    minutes, secs = divmod(seconds, 60)
-    return f"+{minutes}m{secs:02d}s"
-
-
 class TimelineDialog(Dialog):
     """A visit's history from the audit trail."""
 
@@ -300,7 +292,7 @@ class TimelineDialog(Dialog):
         for e in entries:
             status = (f"{e.status_before or ''} -> {e.status_after or ''}"
                       if e.status_before != e.status_after else (e.status_after or ""))
-            table.add_row(e.at.astimezone(self.hms.clinic_zone).strftime("%H:%M:%S"),
-                          _since(e.since_previous), cell(e.action), cell(status), cell(e.actor),
-                          cell(e.terminal))
+            since = f"+{duration(e.since_previous)}" if e.since_previous is not None else ""
+            table.add_row(e.at.astimezone(self.hms.clinic_zone).strftime("%H:%M:%S"), since,
+                          cell(e.action), cell(status), cell(e.actor), cell(e.terminal))
         table.focus()

@@ -15,22 +15,17 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Input, Static
 
 from hms_tui.core.models import Bill, Patient, PatientMatch, Priority, Visit
-from hms_tui.db.listener import BillUpdate, BoardUpdate, QueueUpdate
+from hms_tui.db.listener import BoardUpdate, QueueUpdate
 from hms_tui.screens.base import LiveScreen
 from hms_tui.screens.forms import BillDialog, ReceiptDialog, RegisterDialog, VoidBillDialog
 from hms_tui.screens.pickers import CheckinDialog, DoctorPicker, PriorityPicker, ReasonDialog
 from hms_tui.textsafe import printable
+from hms_tui.timefmt import minutes_since
 from hms_tui.widgets.bigtext import BigText
 from hms_tui.widgets.queue_table import DiffTable, cell
 from hms_tui.widgets.text_input import TextInput
 
 SEARCH_DEBOUNCE = 0.15
-
-
-def minutes_since(then: datetime | None, now: datetime) -> str:
-    if then is None:
-        return ""
-    return f"{max(0, int((now - then).total_seconds() // 60))}m"
 
 
 def queue_row(v: Visit, now: datetime) -> tuple[str, list[Text | str]]:
@@ -234,9 +229,6 @@ class ReceptionScreen(LiveScreen):
             if fresh is not None:
                 self.last_visit = fresh
                 self.show_last_checkin(fresh)
-
-    def bills_changed(self, event: BillUpdate) -> None:
-        """Nothing shown here depends on bills."""
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "board" and event.row_key.value:
