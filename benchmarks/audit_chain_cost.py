@@ -37,9 +37,9 @@ from psycopg import conninfo as pg_conninfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hms_tui.core import audit
 from hms_tui.db import migrate
-from hms_tui.db.database import Database
+from hms_tui.db.connection import Database
+from hms_tui.services import audit
 
 DOCTORS = ("D1", "D2", "D3", "D4", "D5", "D6", "D7", "D8")
 

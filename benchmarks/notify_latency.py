@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import contextlib
 
 from hms_tui.db import migrate
-from hms_tui.db.database import Database
+from hms_tui.db.connection import Database
 from hms_tui.db.listener import ConnectionState, ConnectionUpdate, Listener, QueueUpdate
 
 DOCTORS = ("D1", "D2", "D3", "D4")

@@ -1,8 +1,10 @@
 """The Textual app, one per terminal role, and the factory the CLI and the tests both use.
 
-The app receives its data layer (a ``Desk`` and a ``Listener``) in its constructor. Every
-database call runs off the UI loop (``db_call``); failures become notifications, never a
-traceback. Live events from the listener are handed to every screen on the stack.
+The app receives its data layer (a ``Desk`` and a ``Listener``) in its constructor and runs
+the listener as a worker on its own loop. The listener's live state is the one copy of what
+the screens show (``app.live``); its events reach every screen through one Textual signal
+(``app.live_signal``) that each screen subscribes to. Every database call runs off the UI
+loop (``db_call``); failures become notifications, never a traceback.
 """
 
 from __future__ import annotations
@@ -11,29 +13,21 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from textual.app import App, SystemCommand
-from textual.message import Message
 from textual.screen import Screen
+from textual.signal import Signal
 
 from hms_tui.config import Settings
-from hms_tui.core.desk import Desk
-from hms_tui.core.errors import HmsError
-from hms_tui.core.models import DoctorBoard, Visit
-from hms_tui.db.listener import (
-    BoardUpdate,
-    ConnectionState,
-    ConnectionUpdate,
-    Event,
-    Listener,
-    QueueUpdate,
-)
-from hms_tui.textsafe import printable
+from hms_tui.domain.errors import HmsError
+from hms_tui.domain.events import ConnectionUpdate, Event, Refreshed
+from hms_tui.domain.textsafe import printable
+from hms_tui.services.desk import Desk
+from hms_tui.services.live import Listener, LiveQueues
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -45,22 +39,6 @@ class Role(StrEnum):
     DOCTOR = "doctor"
     DISPLAY = "display"
     ADMIN = "admin"
-
-
-@dataclass
-class LiveState:
-    """What the listener last delivered, kept by the app so a new screen starts complete."""
-
-    connection: ConnectionState = ConnectionState.CONNECTING
-    last_refresh: datetime | None = None  # by the app's clock
-    queues: dict[str, tuple[Visit, ...]] = field(default_factory=dict)
-    board: tuple[DoctorBoard, ...] = ()
-
-
-class LiveEvent(Message):
-    def __init__(self, event: Event) -> None:
-        super().__init__()
-        self.event = event
 
 
 def ascii_terminal() -> bool:
@@ -90,6 +68,8 @@ class HmsApp(App[None]):
         hint: str = "",
     ) -> None:
         super().__init__()
+        if role == Role.DISPLAY and not listener.live.masked:
+            raise ValueError("the waiting-room display must read the masked rows")
         self.role = role
         self.desk = desk
         self.listener = listener
@@ -99,11 +79,11 @@ class HmsApp(App[None]):
         self.display_doctors = tuple(doctors)
         self.ascii_only = ascii_terminal() if ascii_only is None else ascii_only
         self.hint = hint
-        self.live = LiveState()
+        self.live_signal: Signal[Event] = Signal(self, "live")
+        self.refreshed_at: datetime | None = None  # by the app's clock: the badge's time
         self.clinic_zone: tzinfo = UTC
         self.clinic_name = ""
         self._unsubscribe: Callable[[], None] | None = None
-        self._listener_task: asyncio.Task[None] | None = None
         self.title = f"hms-tui · {role.value}"
 
     # -- time ----------------------------------------------------------------------------------
@@ -114,9 +94,15 @@ class HmsApp(App[None]):
 
     # -- lifecycle -----------------------------------------------------------------------------
 
+    @property
+    def live(self) -> LiveQueues:
+        """What the listener last read: the queues, the board, the connection state."""
+        return self.listener.live
+
     async def on_mount(self) -> None:
-        self._unsubscribe = self.listener.subscribe(lambda e: self.post_message(LiveEvent(e)))
-        self._listener_task = asyncio.create_task(self.listener.run())
+        self._unsubscribe = self.listener.subscribe(self._on_live)
+        self.run_worker(self.listener.run(), name="listener", group="listener", exclusive=True,
+                        exit_on_error=False)
         self.db_call(self.desk.rules, done=self.apply_rules)
         self.push_screen(self._role_screen())
         if self.hint:
@@ -138,8 +124,6 @@ class HmsApp(App[None]):
         if self._unsubscribe is not None:
             self._unsubscribe()
         await self.listener.stop()
-        if self._listener_task is not None:
-            self._listener_task.cancel()
 
     def _role_screen(self) -> Screen[Any]:
         if self.role == Role.RECEPTION:
@@ -160,22 +144,13 @@ class HmsApp(App[None]):
 
     # -- live events ---------------------------------------------------------------------------
 
-    def on_live_event(self, message: LiveEvent) -> None:
-        event = message.event
-        if isinstance(event, ConnectionUpdate):
-            self.live.connection = event.state
-            if event.state == ConnectionState.LIVE:
-                self.live.last_refresh = self._clock()
-        elif isinstance(event, QueueUpdate):
-            self.live.queues[event.doctor] = event.visits
-            self.live.last_refresh = self._clock()
-        elif isinstance(event, BoardUpdate):
-            self.live.board = event.board
-            self.live.last_refresh = self._clock()
-        for screen in list(self.screen_stack):
-            handler = getattr(screen, "apply_live", None)
-            if handler is not None:
-                handler(event)
+    def _on_live(self, event: Event) -> None:
+        """From the listener (a worker on this loop): note the time, tell every screen."""
+        if isinstance(event, Refreshed) or (isinstance(event, ConnectionUpdate)
+                                            and event.last_refresh is not None
+                                            and self.refreshed_at is None):
+            self.refreshed_at = self._clock()
+        self.live_signal.publish(event)
 
     # -- database calls off the UI loop --------------------------------------------------------
 
@@ -185,12 +160,20 @@ class HmsApp(App[None]):
         *args: Any,
         done: Callable[[T], Any] | None = None,
         failed: Callable[[HmsError], Any] | None = None,
+        group: str = "db",
+        exclusive: bool = False,
+        delay: float = 0.0,
         **kwargs: Any,
     ) -> None:
         """Run ``fn`` in a thread; hand the result to ``done`` on the UI loop. An HmsError goes
-        to ``failed`` (default: an error notification); anything else is reported, not raised."""
+        to ``failed`` (default: an error notification); anything else is reported, not raised.
+        ``exclusive``: a newer call of the same group supersedes an older one, whose result is
+        dropped (searches as you type); with ``delay`` it may be superseded before it is sent.
+        """
 
         async def task() -> None:
+            if delay:
+                await asyncio.sleep(delay)
             try:
                 result = await asyncio.to_thread(fn, *args, **kwargs)
             except HmsError as exc:
@@ -207,7 +190,11 @@ class HmsApp(App[None]):
             if done is not None:
                 done(result)
 
-        self.run_worker(task(), group="db", exit_on_error=False)
+        self.run_worker(task(), group=group, exclusive=exclusive, exit_on_error=False)
+
+    def busy(self, group: str) -> bool:
+        """Is a call of this group still running? (An action is not sent twice.)"""
+        return any(w.group == group and not w.is_finished for w in self.workers)
 
     # -- command palette: every key of the current screen ---------------------------------------
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hms_tui.core.errors import ConfigError
+from hms_tui.domain.errors import ConfigError
 
 DATABASE_URL_ENV = "HMS_DATABASE_URL"
 CONFIG_ENV = "HMS_TUI_CONFIG"

@@ -20,9 +20,9 @@ import psycopg
 import pytest
 from psycopg import conninfo as pg_conninfo
 
-from hms_tui.core.desk import Desk
 from hms_tui.db import migrate
-from hms_tui.db.database import Database
+from hms_tui.db.connection import Database
+from hms_tui.services.desk import Desk
 
 TEMPLATE = f"hms_tmpl_{os.getpid()}"
 

@@ -9,8 +9,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hms_tui.core.desk import Desk
-from hms_tui.db.listener import ConnectionState, ConnectionUpdate, Event, Listener, QueueUpdate
+from hms_tui.domain.events import ConnectionState, ConnectionUpdate, Event, QueueUpdate
+from hms_tui.services.desk import Desk
+from hms_tui.services.live import Listener
 
 
 class ListenerHarness:

@@ -16,10 +16,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from hms_tui.core import audit
-from hms_tui.core.desk import Desk
-from hms_tui.core.errors import InvalidInput
-from hms_tui.db.database import Database
+from hms_tui.db.connection import Database
+from hms_tui.domain.errors import InvalidInput
+from hms_tui.services import audit
+from hms_tui.services.desk import Desk
 
 
 def trail(desk: Desk, clinic: dict[str, Any]) -> int:

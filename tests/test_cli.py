@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from hms_tui.core.desk import Desk
 from hms_tui.db import migrate
+from hms_tui.services.desk import Desk
 
 CLI = [sys.executable, "-m", "hms_tui"]
 # argv cannot carry a NUL, so that case hands the argument list to the same entry point on stdin.

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from hms_tui.core.desk import Desk
+from hms_tui.services.desk import Desk
 
 CLIENTS = 32
 PER_CLIENT = 50

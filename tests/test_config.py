@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hms_tui.config import find_config, load_settings
-from hms_tui.core.errors import ConfigError
+from hms_tui.domain.errors import ConfigError
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_config.toml"
 
@@ -98,7 +98,7 @@ def test_database_url_from_environment_wins(tmp_path: Path,
 
 def test_ssl_settings_reach_every_connection(tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from hms_tui.db.database import Database
+    from hms_tui.db.connection import Database
 
     path = write(tmp_path, "[database]\nurl = 'postgresql://desk@db.clinic/hms'\n"
                            "sslmode = 'verify-full'\nsslrootcert = '/etc/hms/ca.crt'\n")
@@ -118,8 +118,9 @@ def test_listener_tls_follows_libpq_modes(tmp_path: Path, monkeypatch: pytest.Mo
     import ssl
     import subprocess
 
-    from hms_tui.core.errors import DatabaseUnavailable
-    from hms_tui.db.database import Database, _asyncpg_ssl
+    from hms_tui.db.connection import Database
+    from hms_tui.db.libpq_target import connect_listener, ssl_for
+    from hms_tui.domain.errors import DatabaseUnavailable
 
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to make a throwaway CA certificate")
@@ -129,13 +130,14 @@ def test_listener_tls_follows_libpq_modes(tmp_path: Path, monkeypatch: pytest.Mo
                     "-out", str(ca), "-days", "1", "-subj", "/CN=hms-tui-test"],
                    check=True, capture_output=True)
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert _asyncpg_ssl({"sslmode": "disable"}) is False
-    assert _asyncpg_ssl({"sslmode": "prefer", "sslrootcert": str(ca)}) == "prefer"
-    required = _asyncpg_ssl({"sslmode": "require"})
+    assert ssl_for({"sslmode": "disable"}) is False
+    assert ssl_for({"sslmode": "prefer", "sslrootcert": str(ca)}) == "prefer"
+    required = ssl_for({"sslmode": "require"})
     assert (required.verify_mode, required.check_hostname) == (ssl.CERT_NONE, False)
     for mode, hostname in (("verify-ca", False), ("verify-full", True)):
-        ctx = _asyncpg_ssl({"sslmode": mode, "sslrootcert": str(ca)})
+        ctx = ssl_for({"sslmode": mode, "sslrootcert": str(ca)})
         assert (ctx.verify_mode, ctx.check_hostname) == (ssl.CERT_REQUIRED, hostname)
     db = Database("postgresql://desk@127.0.0.1:1/hms", ssl={"sslmode": "verify-full"})
     with pytest.raises(DatabaseUnavailable, match="cannot connect"):
-        asyncio.run(db.connect_async())  # no ~/.postgresql/root.crt under this HOME
+        # no ~/.postgresql/root.crt under this HOME
+        asyncio.run(connect_listener(db, application_name="test"))

@@ -16,8 +16,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from hms_tui.core.desk import Desk
-from hms_tui.core.errors import InvalidInput
+from hms_tui.domain.errors import InvalidInput
+from hms_tui.services.desk import Desk
 
 CLI = [sys.executable, "-m", "hms_tui"]
 VIA_MAIN = [sys.executable, "-c",

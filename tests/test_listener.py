@@ -15,10 +15,11 @@ from typing import IO, Any
 import psycopg
 import pytest
 
-from hms_tui.core.desk import Desk
 from hms_tui.db import migrate
-from hms_tui.db.database import Database
-from hms_tui.db.listener import ConnectionState, Listener
+from hms_tui.db.connection import Database
+from hms_tui.domain.events import ConnectionState
+from hms_tui.services.desk import Desk
+from hms_tui.services.live import Listener
 from tests.listener_harness import ListenerHarness
 
 
@@ -207,7 +208,7 @@ def test_hung_refresh_is_a_lost_connection(
     """The backend answering the listener's reads stops answering in the middle of a change:
     the read times out, the listener reconnects and catches up, rather than hanging."""
     with ListenerHarness(fast_listener(db)) as harness:
-        pid = harness.listener.fetch_pid
+        pid = harness.listener.listen_pid
         assert pid is not None
         os.kill(pid, signal.SIGSTOP)
         try:
@@ -284,27 +285,6 @@ def test_two_watch_processes_and_a_writer(desk: Desk, clinic: dict[str, Any],
             proc.wait(10)
 
 
-def test_listener_tcp_connections_have_keepalives(db: Database) -> None:
-    """libpq connections get keepalives through conninfo; asyncpg's are set on the socket."""
-    import asyncio
-    import socket
-
-    if db.params().get("host", "").startswith("/"):
-        pytest.skip("the embedded server listens on a Unix socket: no TCP keepalives apply")
-
-    async def probe() -> tuple[int, int]:
-        conn = await db.connect_async()
-        try:
-            sock = conn._transport.get_extra_info("socket")
-            return (sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
-                    sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT))
-        finally:
-            await conn.close()
-
-    assert asyncio.run(probe()) == (1, 15000)
-    assert db.params()["keepalives"] == "1"
-
-
 def test_doctor_change_refreshes_the_rows_that_show_it(db: Database, desk: Desk,
                                                         clinic: dict[str, Any]) -> None:
     """Queue rows carry the doctor's name and room: moving rooms must reach every screen."""
@@ -355,7 +335,7 @@ def test_each_terminal_role_gets_its_live_view(desk: Desk, clinic: dict[str, Any
         board.wait_for(lambda: [v.visit_id for v in board.view.get("D1", ())]
                        == [v.visit_id for v in desk.queue("D1")], 2, "display never caught up")
         names = [v.patient_name for v in board.view["D1"]]
-        assert names == ["P. 0.", "P. 0."]  # 'Patient 00', 'Patient 01' as initials
+        assert names == ["P.", "P."]  # 'Patient 00', 'Patient 01': initials of letters only
         assert {v.mrn for v in board.view["D1"]} == {""}
         assert front.view["D1"][-1].visit_id == visit.visit_id
 

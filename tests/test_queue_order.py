@@ -7,9 +7,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from hms_tui.core.desk import Desk
-from hms_tui.core.errors import Conflict
-from hms_tui.core.models import Priority, Status
+from hms_tui.domain.errors import Conflict
+from hms_tui.domain.models import Priority, Status
+from hms_tui.services.desk import Desk
 
 
 def line(desk: Desk, doctor: str = "D1") -> list[int]:

@@ -10,9 +10,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from hms_tui.core.desk import Desk
-from hms_tui.core.errors import SchemaMismatch
 from hms_tui.db import migrate
+from hms_tui.domain.errors import SchemaMismatch
+from hms_tui.services.desk import Desk
 
 
 def test_upgrade_is_idempotent_and_records_versions(dsn: str) -> None:
@@ -77,7 +77,8 @@ def test_business_date_ignores_the_session_time_zone(dsn: str, desk: Desk) -> No
 
 
 def test_core_imports_without_textual() -> None:
-    code = ("import sys, hms_tui.core.desk, hms_tui.core.demo, hms_tui.db.listener, "
+    code = ("import sys, hms_tui.services.desk, hms_tui.services.demo, hms_tui.services.live, "
+            "hms_tui.db.listener, "
             "hms_tui.cli; bad = [m for m in sys.modules if m.split('.')[0] == 'textual']; "
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -28,9 +28,10 @@ import psycopg
 import pytest
 from psycopg import conninfo as pg_conninfo
 
-from hms_tui.core import audit
-from hms_tui.core.desk import Desk
-from hms_tui.core.errors import (
+from hms_tui.db import migrate
+from hms_tui.db.connection import Database
+from hms_tui.db.libpq_target import connect_listener
+from hms_tui.domain.errors import (
     Busy,
     Conflict,
     DatabaseUnavailable,
@@ -38,10 +39,10 @@ from hms_tui.core.errors import (
     InvalidInput,
     NotFound,
 )
-from hms_tui.core.models import Status, Visit
-from hms_tui.core.staff import Staff
-from hms_tui.db import migrate
-from hms_tui.db.database import Database
+from hms_tui.domain.models import Status, Visit
+from hms_tui.services import audit
+from hms_tui.services.desk import Desk
+from hms_tui.services.staff import Staff
 from tests.conftest import StaffLogins, with_dbname
 
 GROUPS = ("hms_reception", "hms_doctor", "hms_display", "hms_admin")
@@ -53,8 +54,8 @@ EXECUTE: dict[str, frozenset[str]] = {}
 for _fns, _who in [
     (["clinic_timezone()", "business_date()", "get_rules()", "doctor_list()", "doctor_board()",
       "whoami()"], ALL),
-    (["consult_minutes(integer,date)", "wait_estimate(numeric,bigint,integer)"], {S, A}),
-    (["get_doctor(text)", "queue(text,boolean)", "queue_changes(text,bigint)",
+    (["display_rows()", "live_display(text[],bigint[])"], {S, A}),
+    (["get_doctor(text)", "queue(text,boolean)", "live_queues(text[],bigint[])",
       "visit_info(bigint,boolean)",
       "visit_timeline(bigint)", "skip(bigint,integer)", "requeue(bigint)"], {R, D, A}),
     (["add_patient(text,text,date)", "get_patient(bigint)", "search_patients(text,integer)",
@@ -75,6 +76,7 @@ for _fns, _who in [
 # Table, view and sequence privileges anyone holds; everything else: nobody.
 RELATION: dict[tuple[str, str], frozenset[str]] = {
     ("hms.schema_migrations", "SELECT"): ALL,  # every terminal checks the schema version
+    ("hms.schema_routines", "SELECT"): ALL,  # ... and its functions'
     ("hms.display_queue", "SELECT"): frozenset({S, A}),
     ("hms.audit_events", "SELECT"): frozenset({A}),  # audit verify
     ("hms.audit_head", "SELECT"): frozenset({A}),
@@ -175,11 +177,13 @@ def test_each_terminal_does_its_job_and_the_trail_names_the_person(
     display = staff_logins.add("display")
     admin = staff_logins.add("admin")
 
-    # Every terminal connects like the app does: label, clinic time zone, schema version.
+    # Every terminal connects like the app does and checks the schema; it keeps no session
+    # state (the label travels with each call).
     for login in (reception, doctor, display, admin):
-        with staff_logins.database(login).connect(autocommit=True) as conn:
+        with staff_logins.database(login).connect() as conn:
             assert migrate.check_version(conn) == migrate.latest_version()
-            assert conn.execute("SHOW TimeZone").fetchone() == ("UTC",)
+            assert conn.execute("SELECT current_setting('hms.terminal', true)").fetchone() \
+                in ((None,), ("",))
 
     front = staff_logins.desk(reception)
     patient = front.add_patient("Kumar, Anil", "98450 12345", "1972-03-14")
@@ -237,7 +241,7 @@ def test_each_terminal_does_its_job_and_the_trail_names_the_person(
 
 
 def _visit_bills(staff_logins: StaffLogins, login: str, visit_id: int) -> list[Any]:
-    from hms_tui.core.models import Bill
+    from hms_tui.domain.models import Bill
 
     with staff_logins.connect(login) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
         return [Bill.from_row(r) for r in cur.execute("SELECT * FROM hms.visit_bills(%s)",
@@ -585,7 +589,7 @@ def test_ssl_settings_pass_through_to_every_connection(dsn: str, tmp_path: Any) 
         with pytest.raises(DatabaseUnavailable):
             Desk(db).business_date()
         with pytest.raises(DatabaseUnavailable):
-            asyncio.run(db.connect_async())
+            asyncio.run(connect_listener(db, application_name="test"))
     db = Database(dsn, ssl={"sslmode": "prefer"})
     with db.connect() as conn:
         assert conn.pgconn.ssl_in_use is False
@@ -593,7 +597,7 @@ def test_ssl_settings_pass_through_to_every_connection(dsn: str, tmp_path: Any) 
                     [(o.keyword, o.val) for o in conn.pgconn.info])["sslmode"] == "prefer"
 
     async def plain() -> None:
-        conn = await db.connect_async()
+        conn = await connect_listener(db, application_name="test")
         await conn.close()
 
     asyncio.run(plain())
@@ -655,8 +659,9 @@ class FakeServer:
 
 PROMPT_CHILD = """
 import asyncio, sys
-from hms_tui.core.errors import DatabaseUnavailable
-from hms_tui.db.database import Database
+from hms_tui.domain.errors import DatabaseUnavailable
+from hms_tui.db.connection import Database
+from hms_tui.db.libpq_target import connect_listener
 db = Database(sys.argv[1])
 for attempt in ("sync", "sync again"):
     try:
@@ -664,7 +669,7 @@ for attempt in ("sync", "sync again"):
     except DatabaseUnavailable as exc:
         print(attempt, "->", exc, flush=True)
 try:
-    asyncio.run(db.connect_async())
+    asyncio.run(connect_listener(db, application_name="test"))
 except DatabaseUnavailable as exc:
     print("async ->", exc, flush=True)
 print("DONE", flush=True)

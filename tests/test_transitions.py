@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
-from hms_tui.core.desk import Desk
-from hms_tui.core.errors import IllegalTransition, InvalidInput, NotFound
-from hms_tui.core.models import Priority, Status
+from hms_tui.domain.errors import IllegalTransition, InvalidInput, NotFound
+from hms_tui.domain.models import Priority, Status
+from hms_tui.services.desk import Desk
 
 # -- clinic clock ---------------------------------------------------------------------------------
 

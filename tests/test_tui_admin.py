@@ -12,10 +12,10 @@ from textual.command import CommandPalette
 from textual.widgets import DataTable, Input, OptionList, Static, TabbedContent
 
 from hms_tui.app import Role
-from hms_tui.core.desk import Desk
 from hms_tui.screens.admin import AdminScreen, DoctorDialog
 from hms_tui.screens.base import HelpScreen, LiveScreen
 from hms_tui.screens.forms import TimelineDialog
+from hms_tui.services.desk import Desk
 from hms_tui.widgets.queue_table import DiffTable
 from hms_tui.widgets.status import ConnectionBadge
 from tests.tui_helpers import (

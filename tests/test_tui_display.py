@@ -13,9 +13,9 @@ from textual.widgets import Static
 
 from hms_tui.app import Role
 from hms_tui.config import DisplaySettings, Settings
-from hms_tui.core.desk import Desk
-from hms_tui.db.listener import ConnectionState
+from hms_tui.domain.events import ConnectionState
 from hms_tui.screens.display import DisplayScreen, DoctorPanel
+from hms_tui.services.desk import Desk
 from hms_tui.widgets.bigtext import BigText, render_big
 from hms_tui.widgets.status import ConnectionBadge
 from tests.tui_helpers import (
@@ -242,7 +242,7 @@ def test_offline_banner_replaces_the_numbers_until_reconnected(
 ) -> None:
     desk.checkin("D1", clinic["patients"][0])
     dbname = sql.info.dbname
-    listener = fast_listener(desk, offline_after=0.3)
+    listener = fast_listener(desk, masked=True, offline_after=0.3)
 
     async def go() -> None:
         app = make_app(Role.DISPLAY, desk, listener=listener)
@@ -268,7 +268,7 @@ def test_offline_banner_replaces_the_numbers_until_reconnected(
                 shown = screen_text(app)
                 assert "Connection lost - reconnecting..." in shown
                 assert "D1-001" not in shown and "Next:" not in shown  # no stale number
-                await wait_until(pilot, lambda: app.live.connection == ConnectionState.OFFLINE)
+                await wait_until(pilot, lambda: app.live.state == ConnectionState.OFFLINE)
                 await wait_until(pilot, lambda: "offline" in
                                  static_text(screen.query_one(ConnectionBadge)))
                 # Meanwhile the doctor calls the patient.
@@ -277,7 +277,7 @@ def test_offline_banner_replaces_the_numbers_until_reconnected(
                 admin.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS true')
                 admin.close()
             # Back: the numbers return, re-read, with the call made while offline.
-            await wait_until(pilot, lambda: app.live.connection == ConnectionState.LIVE)
+            await wait_until(pilot, lambda: app.live.state == ConnectionState.LIVE)
             await wait_until(pilot, lambda: screen.query_one("#panels").display
                              and not banner.display)
             await wait_until(pilot, lambda: serving(app, "D1") == "D1-001")

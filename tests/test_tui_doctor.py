@@ -12,10 +12,10 @@ import psycopg
 from textual.widgets import DataTable, OptionList, Static
 
 from hms_tui.app import Role
-from hms_tui.core.desk import Desk
 from hms_tui.screens.doctor import DoctorScreen, NoShowPicker
 from hms_tui.screens.forms import TimelineDialog
 from hms_tui.screens.pickers import DoctorPicker
+from hms_tui.services.desk import Desk
 from hms_tui.widgets.queue_table import DiffTable
 from tests.tui_helpers import (
     FROZEN,
@@ -42,7 +42,8 @@ def console(app: Any) -> DoctorScreen:
 async def key(pilot: Any, name: str) -> None:
     """Press a doctor's key once the previous action has come back (the console ignores keys
     while an action is in flight, so a double press never acts twice)."""
-    await wait_until(pilot, lambda: not console(pilot.app).busy, message="previous action done")
+    await wait_until(pilot, lambda: not pilot.app.busy("doctor-action"),
+                     message="previous action done")
     await pilot.press(name)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from hms_tui.core.desk import Desk
+from hms_tui.services.desk import Desk
 from hms_tui.widgets.bigtext import render_big
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,12 +19,12 @@ import pytest
 from textual.widgets import Input, OptionList, Static
 
 from hms_tui.app import Role
-from hms_tui.core.desk import Desk
-from hms_tui.core.models import Status
+from hms_tui.domain.models import Status
 from hms_tui.screens.base import HelpScreen
 from hms_tui.screens.forms import BillDialog, ReceiptDialog, RegisterDialog, VoidBillDialog
 from hms_tui.screens.pickers import CheckinDialog, DoctorPicker, PriorityPicker, ReasonDialog
 from hms_tui.screens.reception import ReceptionScreen
+from hms_tui.services.desk import Desk
 from hms_tui.widgets.bigtext import BigText
 from hms_tui.widgets.queue_table import DiffTable
 from tests.tui_helpers import (

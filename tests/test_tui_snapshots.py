@@ -18,10 +18,10 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
 from hms_tui.app import HmsApp, Role
-from hms_tui.core.desk import Desk
 from hms_tui.screens.display import DisplayScreen, DoctorPanel
 from hms_tui.screens.pickers import CheckinDialog
 from hms_tui.screens.reception import ReceptionScreen
+from hms_tui.services.desk import Desk
 from hms_tui.widgets.bigtext import BigText
 from hms_tui.widgets.queue_table import DiffTable
 from tests.tui_helpers import (

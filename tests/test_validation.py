@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hms_tui.core import validation as v
-from hms_tui.core.errors import InvalidInput
+from hms_tui.domain import validation as v
+from hms_tui.domain.errors import InvalidInput
 
 
 @pytest.mark.parametrize("name", ["Bob\x1f", "\x1cBob", "Bob\u2028", "Bob\x85", "Bob\n", "\tBob"])

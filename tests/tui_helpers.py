@@ -18,8 +18,9 @@ from textual.widgets import DataTable, Static
 
 from hms_tui.app import HmsApp, Role, create_app
 from hms_tui.config import DisplaySettings, Settings
-from hms_tui.core.desk import Desk
-from hms_tui.db.listener import ConnectionState, Listener
+from hms_tui.domain.events import ConnectionState
+from hms_tui.services.desk import Desk
+from hms_tui.services.live import Listener
 
 T = TypeVar("T")
 
@@ -40,12 +41,12 @@ HOSTILE_NAMES = [
 ]
 
 
-def fast_listener(desk: Desk, **overrides: float) -> Listener:
+def fast_listener(desk: Desk, *, masked: bool = False, **overrides: float) -> Listener:
     """A listener that reconnects quickly (the heartbeat keeps its default: a loaded test
     machine must not look like a dead connection)."""
     params: dict[str, float] = {"backoff_start": 0.05, "backoff_cap": 0.3, "offline_after": 0.5}
     params.update(overrides)
-    return Listener(desk.db, **params)
+    return Listener(desk.db, masked=masked, **params)
 
 
 def settings_with(**display: Any) -> Settings:
@@ -60,7 +61,8 @@ def make_app(role: Role, desk: Desk, *, settings: Settings | None = None,
     settings = settings or Settings(display=DisplaySettings(bell=False))
     kwargs.setdefault("clock", lambda: FROZEN)
     kwargs.setdefault("ascii_only", False)
-    app = create_app(role, desk, settings, listener=listener or fast_listener(desk), **kwargs)
+    listener = listener or fast_listener(desk, masked=role == Role.DISPLAY)
+    app = create_app(role, desk, settings, listener=listener, **kwargs)
     # Keep every notification (toasts expire; a slow machine must not lose one).
     log: list[tuple[str, str]] = []
     notify = app.notify
@@ -102,7 +104,7 @@ async def wait_live(pilot: Pilot[Any], board: int = 1) -> None:
     """Until the listener is live and the board (at least ``board`` doctors) has arrived."""
     app = pilot.app
     assert isinstance(app, HmsApp)
-    await wait_until(pilot, lambda: app.live.connection == ConnectionState.LIVE
+    await wait_until(pilot, lambda: app.live.state == ConnectionState.LIVE
                      and len(app.live.board) >= board, message="listener live with the board")
     await pilot.pause()
 

@@ -1,7 +1,7 @@
 """The ``hms-tui`` command. Command names, flags and --json fields are a contract: keep them.
 
 Every command takes ``--json``: one JSON object or array on stdout; an error is one line on
-stderr and a non-zero exit code (see ``hms_tui.core.errors`` for the codes).
+stderr and a non-zero exit code (see ``hms_tui.domain.errors`` for the codes).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import typer
 
 from hms_tui.cli._click import click_exceptions
 from hms_tui.cli.context import AppContext
-from hms_tui.core.errors import HmsError
-from hms_tui.textsafe import printable
+from hms_tui.domain.errors import HmsError
+from hms_tui.domain.textsafe import printable
 
 app = typer.Typer(
     name="hms-tui",

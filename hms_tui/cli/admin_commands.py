@@ -10,7 +10,7 @@ from hms_tui.cli import app as root
 from hms_tui.cli import render
 from hms_tui.cli.context import AppContext
 from hms_tui.cli.visit_commands import JsonFlag, _desk
-from hms_tui.core import validation
+from hms_tui.domain import validation
 
 db_app = typer.Typer(help="The database: schema upgrades and status.", no_args_is_help=True)
 doctor_app = typer.Typer(
@@ -34,12 +34,12 @@ root.add_typer(audit_app, name="audit")
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context, json_: JsonFlag = False) -> None:
     """Apply pending schema migrations (idempotent) and the [clinic] settings of the config."""
-    from hms_tui.core.desk import Desk
     from hms_tui.db import migrate
+    from hms_tui.services.desk import Desk
 
     obj: AppContext = ctx.obj
     db = obj.database(upgrade=True)
-    with db.connect(autocommit=True) as conn:
+    with db.connect() as conn:
         version = migrate.current_version(conn)
     clinic = obj.settings.clinic
     rules = Desk(db).configure(
@@ -63,7 +63,7 @@ def db_status(ctx: typer.Context, json_: JsonFlag = False) -> None:
 
     obj: AppContext = ctx.obj
     desk = obj.desk()
-    with desk.db.connect(autocommit=True) as conn:
+    with desk.db.connect() as conn:
         version = migrate.current_version(conn)
     info = {"database": desk.db.describe(), "version": version,
             "business_date": desk.business_date(), "rules": desk.rules()}
@@ -264,7 +264,7 @@ def demo(
     json_: JsonFlag = False,
 ) -> None:
     """Seed a demo clinic when the database is empty, then open the front desk."""
-    from hms_tui.core.demo import seed_demo
+    from hms_tui.services.demo import seed_demo
 
     obj: AppContext = ctx.obj
     desk = obj.desk()

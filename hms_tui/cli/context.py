@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from hms_tui.config import Settings, load_settings
-from hms_tui.core.desk import Desk
-from hms_tui.db.database import Database
+from hms_tui.db.connection import Database
+from hms_tui.services.desk import Desk
 
 
 class AppContext:
@@ -23,7 +23,7 @@ class AppContext:
 
     def database(self, *, upgrade: bool = False) -> Database:
         if self._db is None:
-            from hms_tui.db.open import open_database
+            from hms_tui.services.connect import open_database
 
             self._db = open_database(self.settings, upgrade=upgrade)
         return self._db

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hms_tui.cli import render
 from hms_tui.cli.context import AppContext
-from hms_tui.core.demo import DemoSummary
+from hms_tui.services.demo import DemoSummary
 
 OTHER_TERMINALS = (
     "In other terminals (same user, same database): "

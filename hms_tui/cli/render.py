@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from hms_tui.core.models import (
+from hms_tui.domain.models import (
     AuditEntry,
     Bill,
     Doctor,
@@ -26,8 +26,8 @@ from hms_tui.core.models import (
     Visit,
     to_jsonable,
 )
-from hms_tui.textsafe import printable
-from hms_tui.timefmt import duration, minutes_since
+from hms_tui.domain.textsafe import printable
+from hms_tui.domain.timefmt import duration, minutes_since
 
 # Piped output is read by programs and people with wide screens: do not wrap it at 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)

@@ -14,9 +14,9 @@ from hms_tui.cli import render
 from hms_tui.cli.admin_commands import audit_app
 from hms_tui.cli.context import AppContext
 from hms_tui.cli.visit_commands import JsonFlag
-from hms_tui.core import audit
-from hms_tui.core.errors import InvalidInput
-from hms_tui.core.staff import Staff, StaffMember
+from hms_tui.domain.errors import InvalidInput
+from hms_tui.services import audit
+from hms_tui.services.staff import Staff, StaffMember
 
 staff_app = typer.Typer(
     help="Staff logins: one PostgreSQL role per person, in one of the groups hms_reception, "

@@ -11,8 +11,8 @@ import typer
 from hms_tui.cli import app as root
 from hms_tui.cli import render
 from hms_tui.cli.context import AppContext
-from hms_tui.core.desk import Desk
-from hms_tui.core.models import Visit
+from hms_tui.domain.models import Visit
+from hms_tui.services.desk import Desk
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 VisitArg = Annotated[int, typer.Argument(help="Visit id.", min=1)]

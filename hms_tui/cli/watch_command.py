@@ -13,8 +13,9 @@ from hms_tui.cli import app as root
 from hms_tui.cli import render
 from hms_tui.cli.context import AppContext
 from hms_tui.cli.visit_commands import JsonFlag
-from hms_tui.db.listener import ConnectionUpdate, Event, Listener, QueueUpdate
-from hms_tui.textsafe import printable
+from hms_tui.domain.events import ConnectionUpdate, Event, QueueUpdate
+from hms_tui.domain.textsafe import printable
+from hms_tui.services.live import Listener
 
 
 def event_document(event: Event) -> dict[str, Any] | None:

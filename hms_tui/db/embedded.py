@@ -23,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from hms_tui.core.errors import DatabaseUnavailable
+from hms_tui.domain.errors import DatabaseUnavailable
 
 POSTGRES_MAJOR = 18
 DATABASE_NAME = "hms"

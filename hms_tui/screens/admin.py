@@ -8,16 +8,16 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, Label, Static, TabbedContent, TabPane
 
-from hms_tui.core import validation
-from hms_tui.core.errors import HmsError, InvalidInput
-from hms_tui.core.models import AuditEntry, ClinicRules, Doctor
-from hms_tui.core.staff import Staff, StaffMember
-from hms_tui.db.listener import BoardUpdate
+from hms_tui.domain import validation
+from hms_tui.domain.errors import HmsError, InvalidInput
+from hms_tui.domain.events import BoardUpdate
+from hms_tui.domain.models import AuditEntry, ClinicRules, Doctor
+from hms_tui.domain.textsafe import printable
 from hms_tui.screens.base import LiveScreen
 from hms_tui.screens.forms import FORM_CSS, TimelineDialog
 from hms_tui.screens.pickers import Dialog
 from hms_tui.screens.staff import StaffDialog, staff_row
-from hms_tui.textsafe import printable
+from hms_tui.services.staff import Staff, StaffMember
 from hms_tui.widgets.queue_table import Cell, DiffTable, cell
 from hms_tui.widgets.text_input import TextInput
 

@@ -13,7 +13,7 @@ from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Static
 
-from hms_tui.db.listener import BillUpdate, BoardUpdate, Event, QueueUpdate
+from hms_tui.domain.events import BillUpdate, BoardUpdate, ConnectionUpdate, Event, QueueUpdate
 from hms_tui.widgets.queue_table import cell
 from hms_tui.widgets.status import ConnectionBadge, TitleBar
 
@@ -36,28 +36,33 @@ class LiveScreen(Screen[None]):
     def title_bar(self, title: str) -> TitleBar:
         return TitleBar(title)
 
+    def on_mount(self) -> None:
+        # Every live event reaches the screen through the app's one signal; what the screen
+        # draws comes from the app's one copy of the live state (app.live).
+        self.hms.live_signal.subscribe(self, self.apply_live)
+        self.refresh_badge()
+
     def on_screen_resume(self) -> None:
         self.refresh_badge()
 
     def refresh_badge(self) -> None:
-        live = self.hms.live
-        last = live.last_refresh.astimezone(self.hms.clinic_zone) if live.last_refresh else None
+        last = self.hms.refreshed_at
+        shown = last.astimezone(self.hms.clinic_zone) if last else None
         for badge in self.query(ConnectionBadge):
-            badge.show(live.connection, last, self.hms.ascii_only)
+            badge.show(self.hms.live.state, shown, self.hms.ascii_only)
 
     def apply_live(self, event: Event) -> None:
-        if not self.is_mounted:
-            return  # not composed yet: on_mount draws from the app's live state
         try:
             self.refresh_badge()
-            if isinstance(event, QueueUpdate):
-                self.queue_changed(event)
-            elif isinstance(event, BoardUpdate):
-                self.board_changed(event)
-            elif isinstance(event, BillUpdate):
-                self.bills_changed(event)
-            else:
-                self.connection_changed()
+            match event:
+                case QueueUpdate():
+                    self.queue_changed(event)
+                case BoardUpdate():
+                    self.board_changed(event)
+                case BillUpdate():
+                    self.bills_changed(event)
+                case ConnectionUpdate():
+                    self.connection_changed()
         except NoMatches:
             pass  # the screen is being taken down (the app is exiting): nothing to draw
 

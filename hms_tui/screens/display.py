@@ -19,10 +19,10 @@ from textual.containers import Container, Horizontal, Vertical
 from textual.events import Resize
 from textual.widgets import Static
 
-from hms_tui.core.models import Status, Visit, now_serving
-from hms_tui.db.listener import BoardUpdate, ConnectionState, QueueUpdate
+from hms_tui.domain.events import BoardUpdate, ConnectionState, QueueUpdate
+from hms_tui.domain.models import Status, Visit, now_serving
+from hms_tui.domain.textsafe import printable
 from hms_tui.screens.base import LiveScreen
-from hms_tui.textsafe import initials, printable
 from hms_tui.widgets.bigtext import BigText
 from hms_tui.widgets.status import ConnectionBadge
 
@@ -189,20 +189,20 @@ class DisplayScreen(LiveScreen):
         waiting = [v for v in visits if v.position is not None]
         who = ""
         if serving is not None and self.hms.settings.display.names == "initials":
-            who = initials(serving.patient_name)
+            who = serving.patient_name  # the display's rows carry initials, never names
         panel.show(self.rooms.get(code, code), serving.token or "" if serving else "",
                    who, [str(v.token) for v in waiting[: self.hms.settings.display.next_count]])
 
     def connection_changed(self) -> None:
-        live = self.hms.live.connection == ConnectionState.LIVE
+        live = self.hms.live.state == ConnectionState.LIVE
         panels = self.query_one("#panels")
         offline = self.query_one("#offline", Static)
         panels.display = live
         offline.display = not live
         if not live:
-            last = self.hms.live.last_refresh
+            last = self.hms.refreshed_at
             stamp = last.astimezone(self.hms.clinic_zone).strftime("%H:%M:%S") if last else "-"
-            what = ("Connecting..." if self.hms.live.connection == ConnectionState.CONNECTING
+            what = ("Connecting..." if self.hms.live.state == ConnectionState.CONNECTING
                     else "Connection lost - reconnecting...")
             offline.update(Text(f"{what}\nlast update {stamp}", justify="center"))
 

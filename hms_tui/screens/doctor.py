@@ -11,15 +11,14 @@ from textual.containers import Vertical
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from hms_tui.core.errors import HmsError
-from hms_tui.core.models import Priority, Status, Visit, now_serving
-from hms_tui.core.staff import Staff, StaffMember
-from hms_tui.db.listener import BoardUpdate, QueueUpdate
+from hms_tui.domain.events import BoardUpdate, QueueUpdate
+from hms_tui.domain.models import Priority, Status, Visit, now_serving
+from hms_tui.domain.textsafe import printable
+from hms_tui.domain.timefmt import minutes_since
 from hms_tui.screens.base import LiveScreen
 from hms_tui.screens.forms import TimelineDialog
 from hms_tui.screens.pickers import DIALOG_CSS, Dialog, DoctorPicker
-from hms_tui.textsafe import printable
-from hms_tui.timefmt import minutes_since
+from hms_tui.services.staff import Staff, StaffMember
 from hms_tui.widgets.queue_table import Cell, DiffTable, cell
 
 
@@ -73,7 +72,7 @@ class DoctorScreen(LiveScreen):
     def __init__(self, doctor: str | None) -> None:
         super().__init__()
         self.doctor = doctor
-        self.busy = False
+        self.picking = False
 
     def compose(self) -> ComposeResult:
         yield self.title_bar("hms-tui · Doctor")
@@ -101,8 +100,9 @@ class DoctorScreen(LiveScreen):
 
     def pick_doctor(self) -> None:
         if not self.hms.live.board:
-            self.set_timer(0.3, self.pick_doctor)  # the board is on its way
+            self.picking = True  # the board is on its way: board_changed picks then
             return
+        self.picking = False
 
         def chosen(code: str | None) -> None:
             if code is None:
@@ -179,24 +179,21 @@ class DoctorScreen(LiveScreen):
     def board_changed(self, event: BoardUpdate) -> None:
         if self.doctor is not None:
             self.show_everything()
+        elif self.picking:
+            self.pick_doctor()
 
     # -- actions -------------------------------------------------------------------------------
 
     def act(self, fn: object, *args: object, what: str) -> None:
-        """Run a desk action off the UI loop; the listener brings the new state."""
-        if self.busy:
+        """Run a desk action off the UI loop; the listener brings the new state. A key pressed
+        again while the action is on its way does nothing."""
+        if self.hms.busy("doctor-action"):
             return
-        self.busy = True
 
         def done(visit: Visit) -> None:
-            self.busy = False
             self.notify(printable(f"{visit.token} {what}"), markup=False, timeout=3)
 
-        def failed(exc: HmsError) -> None:
-            self.busy = False
-            self.notify(printable(str(exc)), severity="error", markup=False, timeout=8)
-
-        self.hms.db_call(fn, *args, done=done, failed=failed)  # type: ignore[arg-type]
+        self.hms.db_call(fn, *args, done=done, group="doctor-action")  # type: ignore[arg-type]
 
     def _need(self, visit: Visit | None, hint: str) -> Visit | None:
         if visit is None:

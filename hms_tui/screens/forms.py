@@ -12,13 +12,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
-from hms_tui.core import validation
-from hms_tui.core.errors import HmsError
-from hms_tui.core.models import Bill, Patient, TimelineEntry, Visit
-from hms_tui.core.receipt import format_receipt, print_receipt, save_receipt
+from hms_tui.domain import validation
+from hms_tui.domain.errors import HmsError
+from hms_tui.domain.models import Bill, Patient, TimelineEntry, Visit
+from hms_tui.domain.textsafe import printable
+from hms_tui.domain.timefmt import duration
 from hms_tui.screens.pickers import DIALOG_CSS, Dialog
-from hms_tui.textsafe import printable
-from hms_tui.timefmt import duration
+from hms_tui.services.receipt import format_receipt, print_receipt, save_receipt
 from hms_tui.widgets.queue_table import cell
 from hms_tui.widgets.text_input import TextInput
 
@@ -111,7 +111,6 @@ class BillDialog(Dialog):
         super().__init__()
         self.visit = visit
         self.items: list[tuple[str, Decimal]] = []
-        self.busy = False
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -173,19 +172,14 @@ class BillDialog(Dialog):
             self._show_total()
 
     def action_issue(self) -> None:
-        if self.busy:
+        if self.hms.busy("bill"):
             return
         if not self.items:
             self.show_error("Add at least one line (item, then amount, then Enter).")
             return
-        self.busy = True
         self.show_error("Issuing...")
         self.hms.db_call(self.hms.desk.create_bill, self.visit.visit_id, list(self.items),
-                         done=self.dismiss, failed=self._failed)
-
-    def _failed(self, exc: HmsError) -> None:
-        self.busy = False
-        self.fail(exc)
+                         done=self.dismiss, failed=self.fail, group="bill")
 
 
 class VoidBillDialog(Dialog):

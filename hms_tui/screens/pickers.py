@@ -13,9 +13,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from hms_tui.core.errors import HmsError
-from hms_tui.core.models import DoctorBoard, Priority, Visit
-from hms_tui.textsafe import printable
+from hms_tui.domain.errors import HmsError
+from hms_tui.domain.models import DoctorBoard, Priority, Visit
+from hms_tui.domain.textsafe import printable
 from hms_tui.widgets.text_input import TextInput
 
 if TYPE_CHECKING:
@@ -78,7 +78,6 @@ class CheckinDialog(Dialog):
         self.preselect = preselect
         self.priority = Priority.NORMAL
         self.key = str(uuid.uuid4())
-        self.busy = False
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -110,17 +109,12 @@ class CheckinDialog(Dialog):
         self._show_priority()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        if self.busy or event.option.id is None:
+        if self.hms.busy("checkin") or event.option.id is None:
             return
-        self.busy = True
         self.show_error("Checking in...")
         # A walk-in, or a patient booked with this doctor today (their booking arrives).
         self.hms.db_call(self.hms.desk.checkin, event.option.id, self.patient_id, self.priority,
-                         self.key, done=self.dismiss, failed=self._failed)
-
-    def _failed(self, exc: HmsError) -> None:
-        self.busy = False
-        self.fail(exc)
+                         self.key, done=self.dismiss, failed=self.fail, group="checkin")
 
 
 class DoctorPicker(Dialog):
@@ -187,7 +181,7 @@ class ReasonDialog(Dialog):
         yield Footer()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        from hms_tui.core import validation
+        from hms_tui.domain import validation
 
         try:
             text = validation.clean_text(event.value, "reason", self.max_length,

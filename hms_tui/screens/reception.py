@@ -14,13 +14,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Input, Static
 
-from hms_tui.core.models import Bill, Patient, PatientMatch, Priority, Visit
-from hms_tui.db.listener import BoardUpdate, QueueUpdate
+from hms_tui.domain.events import BoardUpdate, QueueUpdate
+from hms_tui.domain.models import Bill, Patient, PatientMatch, Priority, Visit
+from hms_tui.domain.textsafe import printable
+from hms_tui.domain.timefmt import minutes_since
 from hms_tui.screens.base import LiveScreen
 from hms_tui.screens.forms import BillDialog, ReceiptDialog, RegisterDialog, VoidBillDialog
 from hms_tui.screens.pickers import CheckinDialog, DoctorPicker, PriorityPicker, ReasonDialog
-from hms_tui.textsafe import printable
-from hms_tui.timefmt import minutes_since
 from hms_tui.widgets.bigtext import BigText
 from hms_tui.widgets.queue_table import DiffTable, cell
 from hms_tui.widgets.text_input import TextInput
@@ -75,7 +75,6 @@ class ReceptionScreen(LiveScreen):
         self.last_doctor: str | None = None  # preselected at the next check-in
         self.last_visit: Visit | None = None
         self.matches: dict[str, PatientMatch] = {}
-        self._search_serial = 0
 
     def compose(self) -> ComposeResult:
         label = self.hms.settings.terminal.label or ""
@@ -127,21 +126,15 @@ class ReceptionScreen(LiveScreen):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "search":
-            self._search_serial += 1
-            serial = self._search_serial
-            self.set_timer(SEARCH_DEBOUNCE, lambda: self.run_search(serial))
+            self.run_search()
 
-    def run_search(self, serial: int | None = None) -> None:
-        if serial is not None and serial != self._search_serial:
-            return  # typing went on: a newer search is coming
+    def run_search(self) -> None:
+        """Search for what the box holds; a newer search supersedes this one (typing on)."""
         text = self.query_one("#search", Input).value
-        wanted = self._search_serial
-        self.hms.db_call(self.hms.desk.search_patients, text, 50,
-                         done=lambda found: self._show_matches(found, wanted))
+        self.hms.db_call(self.hms.desk.search_patients, text, 50, done=self._show_matches,
+                         group="search", exclusive=True, delay=SEARCH_DEBOUNCE)
 
-    def _show_matches(self, found: list[PatientMatch], serial: int) -> None:
-        if serial != self._search_serial:
-            return  # an older answer arriving late
+    def _show_matches(self, found: list[PatientMatch]) -> None:
         self.matches = {str(p.id): p for p in found}
         results = self.table("results")
         results.sync([

@@ -8,11 +8,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Label, Static
 
-from hms_tui.core.errors import HmsError, InvalidInput
-from hms_tui.core.staff import ROLES, Staff, StaffMember, check_login, check_password, check_role
+from hms_tui.domain.errors import HmsError, InvalidInput
+from hms_tui.domain.textsafe import printable
 from hms_tui.screens.forms import FORM_CSS
 from hms_tui.screens.pickers import Dialog
-from hms_tui.textsafe import printable
+from hms_tui.services.staff import ROLES, Staff, StaffMember, check_login, check_password, check_role
 from hms_tui.widgets.text_input import TextInput
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.widgets import DataTable
 
-from hms_tui.textsafe import printable
+from hms_tui.domain.textsafe import printable
 
 Cell = str | Text
 

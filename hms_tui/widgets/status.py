@@ -9,8 +9,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from hms_tui.db.listener import ConnectionState
-from hms_tui.textsafe import printable
+from hms_tui.domain.events import ConnectionState
+from hms_tui.domain.textsafe import printable
 
 
 def badge_text(state: ConnectionState, last: datetime | None, *, ascii_only: bool) -> Text:

@@ -13,7 +13,7 @@ from rich.highlighter import Highlighter
 from rich.text import Text
 from textual.widgets import Input
 
-from hms_tui.textsafe import printable
+from hms_tui.domain.textsafe import printable
 
 
 class ControlCharHighlighter(Highlighter):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import socket
 
 from hms_tui.config import Settings
-from hms_tui.core.validation import FORBIDDEN_CHARS, LABEL_MAX
 from hms_tui.db import migrate
-from hms_tui.db.database import Database
+from hms_tui.db.connection import Database
 from hms_tui.db.embedded import EmbeddedServer
+from hms_tui.domain.validation import FORBIDDEN_CHARS, LABEL_MAX
 
 
 def terminal_label(settings: Settings) -> str:
@@ -29,7 +29,7 @@ def open_database(settings: Settings, *, upgrade: bool = False) -> Database:
         server = EmbeddedServer(settings.database.embedded_dir)
         db = Database(server.start(), terminal=label, embedded=server)
         upgrade = True
-    with db.connect(autocommit=True) as conn:
+    with db.connect() as conn:
         if upgrade:
             migrate.upgrade(conn)
         else:

@@ -11,7 +11,7 @@ import re
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
-from hms_tui.core.errors import InvalidInput
+from hms_tui.domain.errors import InvalidInput
 
 # C0 and C1 controls (NUL, ESC, CR, LF, TAB, DEL ...), Arabic letter mark, LRM/RLM, line and
 # paragraph separators, bidi embeddings/overrides (U+202A-202E) and isolates (U+2066-2069).

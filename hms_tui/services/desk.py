@@ -1,8 +1,8 @@
 """The desk: one method per action, each one call of a server-side function.
 
-Each call is a single statement on an autocommit connection, so it is its own transaction and
-one round trip: the counter and queue locks are taken and released inside the server, never
-held across the network. Inputs are validated here first (one clear message, nothing sent), and
+Each call is one statement in its own transaction and one round trip (``Database.call``): the
+counter and queue locks are taken and released inside the server, never held across the
+network. Inputs are validated here first (one clear message, nothing sent), and
 again by the database (CHECK constraints and the functions), which has the last word.
 """
 
@@ -14,11 +14,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import text
-
-from hms_tui.core import validation as v
-from hms_tui.core.errors import InvalidInput, NotFound
-from hms_tui.core.models import (
+from hms_tui.db.connection import Database, Row
+from hms_tui.domain import validation as v
+from hms_tui.domain.errors import InvalidInput, NotFound
+from hms_tui.domain.models import (
     AuditEntry,
     Bill,
     ClinicRules,
@@ -30,7 +29,6 @@ from hms_tui.core.models import (
     TimelineEntry,
     Visit,
 )
-from hms_tui.db.database import Database, translated_errors
 
 
 class Desk:
@@ -41,20 +39,22 @@ class Desk:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Mapping[str, Any]]:
-        with translated_errors(), self.db.engine.connect() as conn:
-            result = conn.execute(text(sql), dict(params or {}))
-            return [dict(r) for r in result.mappings()]
+    def _rows(self, sql: str, params: Mapping[str, Any] | None = None, *,
+              read: bool = True) -> list[Row]:
+        """``read``: nothing is written, so a lost connection may be retried."""
+        return self.db.call(sql, params, retry=read)
 
-    def _one(self, sql: str, params: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
-        rows = self._rows(sql, params)
+    def _one(self, sql: str, params: Mapping[str, Any] | None = None, *,
+             read: bool = False) -> Row:
+        rows = self._rows(sql, params, read=read)
         if not rows:
             raise NotFound("nothing found")
         return rows[0]
 
-    def _visit(self, function: str, **params: Any) -> Visit:
-        args = ", ".join(f":{name}" for name in params)
-        return Visit.from_row(self._one(f"SELECT * FROM hms.{function}({args})", params))
+    def _visit(self, function: str, *, read: bool = False, **params: Any) -> Visit:
+        args = ", ".join(f"%({name})s" for name in params)
+        return Visit.from_row(self._one(f"SELECT * FROM hms.{function}({args})", params,
+                                        read=read))
 
     # -- doctors and settings ------------------------------------------------------------------
 
@@ -62,7 +62,7 @@ class Desk:
         self, code: str, name: str, room: str | None = None, prefix: str | None = None
     ) -> Doctor:
         row = self._one(
-            "SELECT * FROM hms.add_doctor(:code, :name, :room, :prefix)",
+            "SELECT * FROM hms.add_doctor(%(code)s, %(name)s, %(room)s, %(prefix)s)",
             {
                 "code": v.doctor_code(code),
                 "name": v.person_name(name),
@@ -83,7 +83,7 @@ class Desk:
     ) -> Doctor:
         """Change what is given; ``room=""`` clears the room."""
         row = self._one(
-            "SELECT * FROM hms.update_doctor(:code, :name, :room, :prefix, :active)",
+            "SELECT * FROM hms.update_doctor(%(code)s, %(name)s, %(room)s, %(prefix)s, %(active)s)",
             {
                 "code": v.doctor_code(code),
                 "name": v.person_name(name) if name is not None else None,
@@ -98,7 +98,8 @@ class Desk:
         return [Doctor(**r) for r in self._rows("SELECT * FROM hms.doctor_list()")]
 
     def doctor(self, code: str) -> Doctor:
-        return Doctor(**self._one("SELECT * FROM hms.get_doctor(:code)", {"code": v.doctor_code(code)}))
+        return Doctor(**self._one("SELECT * FROM hms.get_doctor(%(code)s)",
+                                  {"code": v.doctor_code(code)}, read=True))
 
     def board(self) -> list[DoctorBoard]:
         return [DoctorBoard(**r) for r in self._rows("SELECT * FROM hms.doctor_board()")]
@@ -106,7 +107,7 @@ class Desk:
     def rules(self) -> ClinicRules:
         row = self._one(
             "SELECT clinic_name, timezone, recall_limit, requeue_after, skip_places, "
-            "consult_minutes FROM hms.get_rules()"
+            "consult_minutes FROM hms.get_rules()", read=True
         )
         return ClinicRules(**row)
 
@@ -122,7 +123,7 @@ class Desk:
     ) -> ClinicRules:
         row = self._one(
             "SELECT clinic_name, timezone, recall_limit, requeue_after, skip_places, consult_minutes"
-            " FROM hms.configure(:name, :tz, :recall, :requeue, :skip, :consult)",
+            " FROM hms.configure(%(name)s, %(tz)s, %(recall)s, %(requeue)s, %(skip)s, %(consult)s)",
             {
                 "name": v.optional_text(clinic_name, "clinic name", 80),
                 "tz": v.optional_text(timezone, "time zone", 64),
@@ -135,7 +136,7 @@ class Desk:
         return ClinicRules(**row)
 
     def business_date(self) -> date:
-        return self._one("SELECT hms.business_date() AS d")["d"]  # type: ignore[no-any-return]
+        return self._one("SELECT hms.business_date() AS d", read=True)["d"]  # type: ignore[no-any-return]
 
     # -- patients ------------------------------------------------------------------------------
 
@@ -143,17 +144,18 @@ class Desk:
         self, name: str, phone: str | None = None, birth_date: str | date | None = None
     ) -> Patient:
         row = self._one(
-            "SELECT * FROM hms.add_patient(:name, :phone, :dob)",
+            "SELECT * FROM hms.add_patient(%(name)s, %(phone)s, %(dob)s)",
             {"name": v.person_name(name), "phone": v.phone(phone), "dob": v.birth_date(birth_date)},
         )
         return Patient(**row)
 
     def patient(self, patient_id: int) -> Patient:
-        return Patient(**self._one("SELECT * FROM hms.get_patient(:id)", {"id": patient_id}))
+        return Patient(**self._one("SELECT * FROM hms.get_patient(%(id)s)", {"id": patient_id},
+                                   read=True))
 
     def search_patients(self, query: str, limit: int = 50) -> list[PatientMatch]:
         rows = self._rows(
-            "SELECT * FROM hms.search_patients(:q, :limit)",
+            "SELECT * FROM hms.search_patients(%(q)s, %(limit)s)",
             {"q": v.search_text(query), "limit": limit},
         )
         return [PatientMatch(**r) for r in rows]
@@ -168,12 +170,14 @@ class Desk:
         key: str | None = None,
     ) -> Visit:
         """Check a patient in; with ``key``, a retry returns the first visit (``replayed``)."""
+        key = v.optional_text(key, "check-in key", 100)
         return self._visit(
             "checkin",
+            read=key is not None,  # a keyed check-in replays instead of repeating
             doctor=v.doctor_code(doctor),
             patient=patient_id,
             priority=Priority.parse(str(priority)).value,
-            key=v.optional_text(key, "check-in key", 100),
+            key=key,
         )
 
     def book(self, doctor: str, patient_id: int, at: str) -> Visit:
@@ -224,12 +228,12 @@ class Desk:
         return self._visit("transfer", visit=visit_id, to=v.doctor_code(to_doctor))
 
     def visit(self, visit_id: int) -> Visit:
-        return self._visit("visit_info", visit=visit_id)
+        return self._visit("visit_info", visit=visit_id, read=True)
 
     def queue(self, doctor: str, *, include_all: bool = False) -> list[Visit]:
         """Today's queue: those being served, then the waiting line (positions 1..N)."""
         rows = self._rows(
-            "SELECT * FROM hms.queue(:doctor, :all)",
+            "SELECT * FROM hms.queue(%(doctor)s, %(all)s)",
             {"doctor": v.doctor_code(doctor), "all": include_all},
         )
         return [Visit.from_row(r) for r in rows]
@@ -249,14 +253,14 @@ class Desk:
             for d, a in items
         ]
         row = self._one(
-            "SELECT * FROM hms.create_bill(:visit, CAST(:items AS jsonb))",
+            "SELECT * FROM hms.create_bill(%(visit)s, CAST(%(items)s AS jsonb))",
             {"visit": visit_id, "items": json.dumps(payload)},
         )
         return Bill.from_row(row)
 
     def void_bill(self, bill: str, reason: str) -> Bill:
         row = self._one(
-            "SELECT * FROM hms.void_bill(:bill, :reason)",
+            "SELECT * FROM hms.void_bill(%(bill)s, %(reason)s)",
             {"bill": v.clean_text(bill, "bill", 40),
              "reason": v.clean_text(reason, "reason", v.REASON_MAX)},
         )
@@ -264,18 +268,18 @@ class Desk:
 
     def bill(self, bill: str) -> Bill:
         row = self._one(
-            "SELECT * FROM hms.bill_info(hms.find_bill(:bill))", {"bill": v.clean_text(bill, "bill", 40)}
-        )
+            "SELECT * FROM hms.bill_info(hms.find_bill(%(bill)s))",
+            {"bill": v.clean_text(bill, "bill", 40)}, read=True)
         return Bill.from_row(row)
 
     def bills_for_visit(self, visit_id: int) -> list[Bill]:
-        rows = self._rows("SELECT * FROM hms.visit_bills(:visit)", {"visit": visit_id})
+        rows = self._rows("SELECT * FROM hms.visit_bills(%(visit)s)", {"visit": visit_id})
         return [Bill.from_row(r) for r in rows]
 
     # -- audit ---------------------------------------------------------------------------------
 
     def timeline(self, visit_id: int) -> list[TimelineEntry]:
-        rows = self._rows("SELECT * FROM hms.visit_timeline(:visit)", {"visit": visit_id})
+        rows = self._rows("SELECT * FROM hms.visit_timeline(%(visit)s)", {"visit": visit_id})
         return [TimelineEntry(**r) for r in rows]
 
     def audit_tail(
@@ -289,7 +293,7 @@ class Desk:
         if not 1 <= limit <= 10000:
             raise InvalidInput(f"limit must be from 1 to 10000, not {limit}")
         rows = self._rows(
-            "SELECT * FROM hms.audit_tail(:limit, :actor, :action, :visit)",
+            "SELECT * FROM hms.audit_tail(%(limit)s, %(actor)s, %(action)s, %(visit)s)",
             {"limit": limit, "actor": actor, "action": action, "visit": visit_id},
         )
         return [AuditEntry(**r) for r in rows]

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from hms_tui.core.desk import Desk
-from hms_tui.core.models import Priority
+from hms_tui.domain.models import Priority
+from hms_tui.services.desk import Desk
 
 DOCTORS = [
     ("D1", "Dr Asha Rao", "Room 3"),

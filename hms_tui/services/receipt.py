@@ -7,8 +7,8 @@ import subprocess
 from datetime import tzinfo
 from pathlib import Path
 
-from hms_tui.core.models import Bill
-from hms_tui.textsafe import printable
+from hms_tui.domain.models import Bill
+from hms_tui.domain.textsafe import printable
 
 WIDTH = 42
 

@@ -33,7 +33,7 @@ class Priority(StrEnum):
 
     @classmethod
     def parse(cls, text: str) -> Priority:
-        from hms_tui.core.errors import InvalidInput
+        from hms_tui.domain.errors import InvalidInput
 
         try:
             return cls(text.strip().upper())

@@ -1,7 +1,7 @@
 """Staff logins: one PostgreSQL role per person, a member of one hms group role.
 
-Everything here is a call of an admin-only SECURITY DEFINER function (migrations/
-0003_security.sql): ``hms.staff_add``, ``staff_list``, ``staff_disable``, ``staff_enable``,
+Everything here is a call of an admin-only SECURITY DEFINER function (db/sql/routines/
+71_staff.sql): ``hms.staff_add``, ``staff_list``, ``staff_disable``, ``staff_enable``,
 ``staff_link``. A password never leaves this process in clear text: it is turned into a
 SCRAM-SHA-256 verifier here (libpq's PQencryptPasswordConn, with the server's
 password_encryption) and only the verifier is sent; it is never stored anywhere else.
@@ -10,15 +10,15 @@ password_encryption) and only the verifier is sent; it is never stored anywhere 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
-from hms_tui.core import validation as v
-from hms_tui.core.errors import InvalidInput, NotFound
-from hms_tui.db.database import Database, translated_errors
+from hms_tui.db.connection import Database, translated_errors
+from hms_tui.domain import validation as v
+from hms_tui.domain.errors import InvalidInput, NotFound
 
 ROLES = ("reception", "doctor", "display", "admin")
 LOGIN = re.compile(r"[a-z_][a-z0-9_.-]{0,62}")
@@ -34,9 +34,8 @@ class StaffMember:
     can_login: bool
 
     @classmethod
-    def from_row(cls, row: Sequence[Any]) -> StaffMember:
-        login, role, doctors, can_login = row
-        return cls(login, role, tuple(doctors or ()), bool(can_login))
+    def from_row(cls, row: Mapping[str, Any]) -> StaffMember:
+        return cls(row["login"], row["role"], tuple(row["doctors"] or ()), bool(row["can_login"]))
 
 
 def check_login(value: str) -> str:
@@ -74,15 +73,15 @@ class Staff:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def _call(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with translated_errors(), self.db.connect(autocommit=True) as conn:
-            return conn.execute(sql, params).fetchall()
+    def _call(self, sql: str, **params: Any) -> list[StaffMember]:
+        rows = self.db.call(sql, params)
+        return [StaffMember.from_row(r) for r in rows if r["login"] is not None]
 
-    def _one(self, sql: str, params: Sequence[Any] = ()) -> StaffMember:
-        rows = self._call(sql, params)
-        if not rows or rows[0][0] is None:
+    def _one(self, sql: str, **params: Any) -> StaffMember:
+        rows = self._call(sql, **params)
+        if not rows:
             raise NotFound("nothing found")
-        return StaffMember.from_row(rows[0])
+        return rows[0]
 
     def add(
         self,
@@ -99,32 +98,27 @@ class Staff:
             raise InvalidInput("a doctor login needs at least one linked doctor (--doctor CODE)")
         if group != "doctor" and codes:
             raise InvalidInput("only doctor logins are linked to doctors; drop --doctor")
-        with translated_errors(), self.db.connect(autocommit=True) as conn:
-            verifier = None
-            if password is not None:
+        verifier = None
+        if password is not None:
+            with translated_errors(), self.db.pooled() as conn:
                 verifier = encrypt_password(conn, name, check_password(password))
-            row = conn.execute(
-                "SELECT * FROM hms.staff_add(%s, %s, %s, %s)", (name, group, codes, verifier)
-            ).fetchone()
-        assert row is not None
-        return StaffMember.from_row(row)
+        return self._one("SELECT * FROM hms.staff_add(%(login)s, %(role)s, %(doctors)s, "
+                         "%(verifier)s)", login=name, role=group, doctors=codes, verifier=verifier)
 
     def list(self) -> list[StaffMember]:
-        return [StaffMember.from_row(r) for r in self._call("SELECT * FROM hms.staff_list()")]
+        return self._call("SELECT * FROM hms.staff_list()")
 
     def disable(self, login: str) -> StaffMember:
         """No more log-ins; open sessions of that login are ended."""
-        return self._one("SELECT * FROM hms.staff_disable(%s)", (check_login(login),))
+        return self._one("SELECT * FROM hms.staff_disable(%(login)s)", login=check_login(login))
 
     def enable(self, login: str) -> StaffMember:
-        return self._one("SELECT * FROM hms.staff_enable(%s)", (check_login(login),))
+        return self._one("SELECT * FROM hms.staff_enable(%(login)s)", login=check_login(login))
 
     def link(self, login: str, doctor: str, *, linked: bool = True) -> StaffMember:
         """Let a doctor login act on that doctor's visits (``linked=False``: stop it)."""
-        return self._one(
-            "SELECT * FROM hms.staff_link(%s, %s, %s)",
-            (check_login(login), v.doctor_code(doctor), linked),
-        )
+        return self._one("SELECT * FROM hms.staff_link(%(login)s, %(doctor)s, %(linked)s)",
+                         login=check_login(login), doctor=v.doctor_code(doctor), linked=linked)
 
     def whoami(self) -> StaffMember:
         return self._one("SELECT * FROM hms.whoami()")

@@ -1,6 +1,6 @@
 """Checking the audit trail: every row's hash is recomputed here, in Python, from its columns.
 
-The database writes the trail (``hms.audit_append`` in migrations/0001_core.sql): each row
+The database writes the trail (``hms.audit_append`` in db/sql/routines/10_audit.sql): each row
 stores ``hash = sha256(prev_hash || canonical text)`` and the ``prev_hash`` of the row before.
 This module does not trust the functions that wrote it (a superuser could replace them): it
 rebuilds the canonical text itself, exactly as ``hms.audit_canon`` defines it --
@@ -30,8 +30,8 @@ from typing import Any
 
 import psycopg
 
-from hms_tui.core.errors import Forbidden, HmsError, InvalidInput
-from hms_tui.db.database import Database, translated_errors
+from hms_tui.db.connection import Database, translated_errors
+from hms_tui.domain.errors import Forbidden, HmsError, InvalidInput
 
 ZERO_HASH = bytes(32)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -244,7 +244,7 @@ def _forbidden() -> Forbidden:
 
 def anchor(db: Database) -> Anchor:
     """The head of the trail now: keep it outside the database."""
-    with translated_errors(), db.connect(autocommit=True) as conn:
+    with translated_errors(), db.pooled() as conn:
         try:
             row = conn.execute("SELECT last_seq, last_hash FROM hms.audit_head").fetchone()
         except psycopg.errors.InsufficientPrivilege:
@@ -256,7 +256,7 @@ def anchor(db: Database) -> Anchor:
 
 def verify(db: Database, anchor: Anchor | None = None, *, batch: int = 5000) -> VerifyResult:
     """Walk the whole trail in one snapshot; see the module docstring."""
-    with translated_errors(), db.connect() as conn:
+    with translated_errors(), db.pooled() as conn:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         try:
@@ -270,3 +270,6 @@ def verify(db: Database, anchor: Anchor | None = None, *, batch: int = 5000) -> 
                     return walk(cur, int(head[0]), bytes(head[1]), anchor)
         except psycopg.errors.InsufficientPrivilege:
             raise _forbidden() from None
+        finally:
+            conn.isolation_level = None
+            conn.read_only = None

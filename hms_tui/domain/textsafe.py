@@ -8,7 +8,7 @@ with U+FFFD so no escape sequence can ever reach the terminal.
 
 from __future__ import annotations
 
-from hms_tui.core.validation import FORBIDDEN_CHARS
+from hms_tui.domain.validation import FORBIDDEN_CHARS
 
 REPLACEMENT = "\ufffd"
 
@@ -18,9 +18,3 @@ def printable(value: object) -> str:
     if value is None:
         return ""
     return FORBIDDEN_CHARS.sub(REPLACEMENT, str(value))
-
-
-def initials(name: str) -> str:
-    """'Kumar, Anil' -> 'K. A.' (for displays configured to show initials)."""
-    parts = [p for p in printable(name).replace(",", " ").split() if p]
-    return " ".join(f"{p[0].upper()}." for p in parts[:3])

@@ -1,0 +1,224 @@
+"""Connections. One ``Database`` per process: a libpq conninfo, one pool for every synchronous
+call (desk, staff, audit), and asyncpg connections for the listener (``libpq_target``).
+
+* Every call is one simple-protocol message of two statements -- the terminal label as a
+  transaction-local setting, then the call -- so it is one transaction and one round trip,
+  carries no session state, and uses no server-side prepared statement: safe through any
+  pooler (PgBouncer in transaction mode included).
+* The pool checks a connection before handing it out (SQLAlchemy's pre-ping): after an
+  outage the first call on a terminal gets a fresh connection instead of a dead one.
+* libpq conventions hold: an empty URL means PG* variables; passwords come from ~/.pgpass,
+  PGPASSWORD or a prompt, never from the config file.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import ClientCursor
+from psycopg import conninfo as pg_conninfo
+from psycopg.rows import dict_row
+
+from hms_tui.domain.errors import DatabaseUnavailable, HmsError, InvalidInput, from_sqlstate
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from hms_tui.db.embedded import EmbeddedServer
+
+_PROMPT_LOCK = threading.Lock()
+
+# Keepalives make a dead peer visible to libpq within ~15 s instead of the kernel's hours.
+KEEPALIVE_OPTIONS: Mapping[str, str] = {
+    "keepalives": "1",
+    "keepalives_idle": "5",
+    "keepalives_interval": "2",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "15000",
+}
+DEFAULT_POOL_SIZE = 1
+Row = dict[str, Any]
+
+
+@dataclass
+class Database:
+    """Where the data lives. Nothing connects until a connection is asked for."""
+
+    conninfo: str
+    terminal: str = ""
+    connect_timeout: int = 5
+    ssl: Mapping[str, str] = field(default_factory=dict)
+    embedded: EmbeddedServer | None = None
+    pool_size: int = DEFAULT_POOL_SIZE
+    listen_conninfo: str | None = None  # the listener's own address (past a pooler), if any
+    _engine: Engine | None = field(default=None, init=False, repr=False)
+    # Typed once at a prompt when neither .pgpass nor PGPASSWORD had one; memory only.
+    _password: str | None = field(default=None, init=False, repr=False)
+
+    def params(self, conninfo: str | None = None) -> dict[str, str]:
+        """The conninfo with SSL settings, timeouts and keepalives applied (TCP only)."""
+        params: dict[str, Any] = pg_conninfo.conninfo_to_dict(conninfo or self.conninfo)
+        params.update(self.ssl)
+        params.setdefault("connect_timeout", str(self.connect_timeout))
+        params.setdefault("application_name", "hms-tui")
+        if self._password is not None and not params.get("password"):
+            params["password"] = self._password
+        host = str(params.get("host") or os.environ.get("PGHOST") or "")
+        if host and not host.startswith("/"):
+            for key, value in KEEPALIVE_OPTIONS.items():
+                params.setdefault(key, value)
+        return {k: str(v) for k, v in params.items() if v is not None}
+
+    def describe(self) -> str:
+        """Where we connect, without secrets (for messages)."""
+        if self.embedded is not None:
+            return f"embedded PostgreSQL in {self.embedded.data_dir}"
+        p = self.params()
+        host = p.get("host") or os.environ.get("PGHOST") or "localhost"
+        port = p.get("port") or os.environ.get("PGPORT") or "5432"
+        db = p.get("dbname") or os.environ.get("PGDATABASE") or p.get("user") or getpass.getuser()
+        return f"{db} on {host}:{port}"
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def connect(self) -> psycopg.Connection[Any]:
+        """A new autocommit psycopg connection that never prepares statements."""
+        try:
+            return self._open()
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(
+                f"cannot connect to {self.describe()}: {first_line(exc)}"
+            ) from None
+
+    def _open(self) -> psycopg.Connection[Any]:
+        """Connect; if the server wants a password libpq did not find (.pgpass, PGPASSWORD)
+        and a person is at the terminal, ask once and keep it in memory for this process."""
+        try:
+            return self._psycopg_connect()
+        except psycopg.OperationalError as exc:
+            if "no password supplied" not in str(exc) or not (sys.stdin and sys.stdin.isatty()):
+                raise
+            with _PROMPT_LOCK:
+                if self._password is None:
+                    p = self.params()
+                    user = p.get("user") or os.environ.get("PGUSER") or getpass.getuser()
+                    self._password = getpass.getpass(f"Password for {user} ({self.describe()}): ")
+            return self._psycopg_connect()
+
+    def _psycopg_connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(pg_conninfo.make_conninfo(**self.params()), autocommit=True,
+                               prepare_threshold=None)
+
+    @property
+    def engine(self) -> Engine:
+        """The pool (SQLAlchemy's, with pre-ping) behind every synchronous call."""
+        if self._engine is None:
+            from sqlalchemy import create_engine
+
+            self._engine = create_engine(
+                "postgresql+psycopg://",
+                creator=self.connect,
+                isolation_level="AUTOCOMMIT",
+                pool_size=self.pool_size,
+                max_overflow=0,
+                pool_pre_ping=True,
+                pool_timeout=30,
+            )
+        return self._engine
+
+    @contextmanager
+    def pooled(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection from the pool, checked alive; a connection that failed is discarded
+        rather than handed out again."""
+        with translated_errors():
+            proxied = self.engine.raw_connection()
+        try:
+            conn = proxied.driver_connection
+            assert isinstance(conn, psycopg.Connection)
+            yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            proxied.invalidate()
+            raise
+        finally:
+            proxied.close()
+
+    def call(self, sql: str, params: Mapping[str, Any] | None = None, *,
+             retry: bool = False) -> list[Row]:
+        """Run one statement as its own transaction, with this terminal's label for the audit
+        trail; return its rows as dicts. Driver errors a user can cause become HmsError.
+
+        ``retry``: the statement may safely run twice (a read, a keyed check-in), so a lost
+        connection is retried once on a fresh one. Anything else that loses its connection is
+        reported, never repeated blindly: it may have committed."""
+        attempts = 2 if retry else 1
+        for attempt in range(attempts):
+            try:
+                with translated_errors(), self.pooled() as conn:
+                    cur = ClientCursor(conn, row_factory=dict_row)
+                    cur.execute("SELECT set_config('hms.terminal', %(_terminal)s, true); " + sql,
+                                {"_terminal": self.terminal, **(params or {})})
+                    cur.nextset()
+                    return cur.fetchall() if cur.description else []
+            except DatabaseUnavailable:
+                if attempt + 1 == attempts:
+                    raise
+        raise AssertionError("unreachable")
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def translate(exc: BaseException) -> HmsError | None:
+    """Map a driver error (psycopg, asyncpg or SQLAlchemy-wrapped) onto an HmsError."""
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, HmsError):
+        return orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate is None and hasattr(orig, "diag"):
+        sqlstate = orig.diag.sqlstate
+    message = _message_of(orig)
+    mapped = from_sqlstate(sqlstate, message)
+    if mapped is not None:
+        return mapped
+    if isinstance(orig, psycopg.DataError) and "NUL" in str(orig):
+        return InvalidInput("text contains a NUL character")
+    if isinstance(orig, (psycopg.OperationalError, psycopg.InterfaceError, OSError)):
+        return DatabaseUnavailable(f"lost the database connection: {first_line(orig)}")
+    return None
+
+
+def _message_of(err: BaseException) -> str:
+    diag = getattr(err, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    if primary:
+        return str(primary)
+    return first_line(err)
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Re-raise driver errors a user can cause as HmsError; let real bugs through."""
+    try:
+        yield
+    except HmsError:
+        raise
+    except Exception as exc:
+        mapped = translate(exc)
+        if mapped is None:
+            raise
+        raise mapped from exc

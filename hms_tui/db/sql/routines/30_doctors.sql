@@ -1,0 +1,90 @@
+-- Doctors: who takes patients, in which room, with which token prefix; the day's board.
+
+CREATE FUNCTION hms.doctor_by_code(p_code text) RETURNS hms.doctors
+LANGUAGE plpgsql STABLE AS $$
+DECLARE d hms.doctors;
+BEGIN
+    SELECT * INTO d FROM hms.doctors WHERE code = upper(btrim(p_code));
+    IF NOT FOUND THEN
+        PERFORM hms.fail('HM404', format('no doctor with code %s', p_code));
+    END IF;
+    RETURN d;
+END $$;
+
+CREATE FUNCTION hms.active_doctor(p_code text) RETURNS hms.doctors
+LANGUAGE plpgsql STABLE AS $$
+DECLARE d hms.doctors := hms.doctor_by_code(p_code);
+BEGIN
+    IF NOT d.active THEN
+        PERFORM hms.fail('HM409', format('%s (%s) is not taking patients (inactive)', d.name, d.code));
+    END IF;
+    RETURN d;
+END $$;
+
+CREATE FUNCTION hms.add_doctor(p_code text, p_name text, p_room text, p_prefix text) RETURNS hms.doctors
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp SET lock_timeout = '5s' AS $$
+DECLARE d hms.doctors;
+BEGIN
+    PERFORM hms.begin_action('doctor_add');
+    IF EXISTS (SELECT 1 FROM hms.doctors WHERE code = upper(p_code)) THEN
+        PERFORM hms.fail('HM409', format('a doctor with code %s already exists', upper(p_code)));
+    END IF;
+    IF EXISTS (SELECT 1 FROM hms.doctors WHERE token_prefix = upper(coalesce(p_prefix, p_code))) THEN
+        PERFORM hms.fail('HM409', format('token prefix %s is already used by another doctor',
+                                         upper(coalesce(p_prefix, p_code))));
+    END IF;
+    INSERT INTO hms.doctors (code, name, room, token_prefix)
+    VALUES (upper(p_code), p_name, p_room, upper(coalesce(p_prefix, p_code)))
+    RETURNING * INTO d;
+    RETURN d;
+END $$;
+
+CREATE FUNCTION hms.update_doctor(p_code text, p_name text, p_room text, p_prefix text, p_active boolean)
+RETURNS hms.doctors
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp SET lock_timeout = '5s' AS $$
+DECLARE d hms.doctors := hms.doctor_by_code(p_code);
+BEGIN
+    PERFORM hms.begin_action('doctor_update');
+    IF p_prefix IS NOT NULL AND EXISTS (
+        SELECT 1 FROM hms.doctors WHERE token_prefix = upper(p_prefix) AND id <> d.id) THEN
+        PERFORM hms.fail('HM409', format('token prefix %s is already used by another doctor', upper(p_prefix)));
+    END IF;
+    UPDATE hms.doctors SET
+        name = coalesce(p_name, name),
+        room = CASE WHEN p_room = '' THEN NULL ELSE coalesce(p_room, room) END,
+        token_prefix = coalesce(upper(p_prefix), token_prefix),
+        active = coalesce(p_active, active)
+     WHERE id = d.id
+    RETURNING * INTO d;
+    RETURN d;
+END $$;
+
+CREATE FUNCTION hms.doctor_list() RETURNS SETOF hms.doctors
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
+    SELECT * FROM hms.doctors ORDER BY code
+$$;
+
+CREATE FUNCTION hms.get_doctor(p_code text) RETURNS hms.doctors
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
+    SELECT * FROM hms.doctor_by_code(p_code)
+$$;
+
+-- Today's board: one row per doctor.
+CREATE FUNCTION hms.doctor_board()
+RETURNS TABLE (code text, name text, room text, token_prefix text, active boolean,
+               serving text, waiting integer, seen integer, no_shows integer, issued integer)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
+    SELECT d.code, d.name, d.room, d.token_prefix, d.active,
+           (SELECT v.token FROM hms.visits v
+             WHERE v.doctor_id = d.id AND v.business_date = hms.business_date()
+               AND v.status IN ('CALLED', 'IN_CONSULTATION')
+             ORDER BY v.called_at DESC LIMIT 1),
+           count(*) FILTER (WHERE v.status = 'WAITING')::integer,
+           count(*) FILTER (WHERE v.status = 'COMPLETED')::integer,
+           count(*) FILTER (WHERE v.status = 'NO_SHOW')::integer,
+           count(v.serial)::integer
+      FROM hms.doctors d
+      LEFT JOIN hms.visits v ON v.doctor_id = d.id AND v.business_date = hms.business_date()
+     GROUP BY d.id
+     ORDER BY d.code
+$$;

@@ -1,0 +1,57 @@
+-- Patients: registration and search.
+
+CREATE FUNCTION hms.patient_by_id(p_id bigint) RETURNS hms.patients
+LANGUAGE plpgsql STABLE AS $$
+DECLARE p hms.patients;
+BEGIN
+    SELECT * INTO p FROM hms.patients WHERE id = p_id;
+    IF NOT FOUND THEN
+        PERFORM hms.fail('HM404', format('no patient with id %s', p_id));
+    END IF;
+    RETURN p;
+END $$;
+
+CREATE FUNCTION hms.add_patient(p_name text, p_phone text, p_birth_date date) RETURNS hms.patients
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp SET lock_timeout = '5s' AS $$
+DECLARE p hms.patients;
+BEGIN
+    PERFORM hms.begin_action('patient_add');
+    IF p_birth_date > hms.business_date() THEN
+        PERFORM hms.fail('HM422', format('date of birth %s is in the future', p_birth_date));
+    END IF;
+    INSERT INTO hms.patients (name, phone, birth_date) VALUES (p_name, p_phone, p_birth_date)
+    RETURNING * INTO p;
+    RETURN p;
+END $$;
+
+CREATE FUNCTION hms.get_patient(p_id bigint) RETURNS hms.patients
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
+    SELECT * FROM hms.patient_by_id(p_id)
+$$;
+
+-- Patients matching a name part, an MRN prefix or phone digits; % and _ match literally.
+CREATE FUNCTION hms.search_patients(p_text text, p_limit integer DEFAULT 50)
+RETURNS TABLE (id bigint, mrn text, name text, phone text, birth_date date, age integer, active_visits text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
+    WITH q AS (
+        SELECT btrim(coalesce(p_text, '')) AS t,
+               hms.like_escape(lower(btrim(coalesce(p_text, '')))) AS pat,
+               regexp_replace(coalesce(p_text, ''), '[^0-9]', '', 'g') AS digits
+    )
+    SELECT p.id, p.mrn, p.name, p.phone, p.birth_date,
+           CASE WHEN p.birth_date IS NULL THEN NULL
+                ELSE extract(year FROM age(hms.business_date(), p.birth_date))::integer END,
+           (SELECT string_agg(coalesce(v.token, d.code || ' booked') || ' ' || v.status, ', ' ORDER BY v.id)
+              FROM hms.visits v JOIN hms.doctors d ON d.id = v.doctor_id
+             WHERE v.patient_id = p.id AND v.business_date = hms.business_date()
+               AND v.status IN ('BOOKED', 'WAITING', 'CALLED', 'IN_CONSULTATION'))
+      FROM hms.patients p, q
+     WHERE q.t = ''
+        OR lower(p.name) LIKE '%' || q.pat || '%'
+        OR lower(p.mrn) LIKE q.pat || '%'
+        OR (length(q.digits) >= 3 AND q.digits = regexp_replace(q.t, '[ +-]', '', 'g')
+            AND regexp_replace(coalesce(p.phone, ''), '[^0-9]', '', 'g') LIKE '%' || q.digits || '%')
+     ORDER BY (lower(p.mrn) = lower(q.t)) DESC, (lower(p.name) LIKE q.pat || '%') DESC,
+              CASE WHEN q.t = '' THEN p.id END DESC, lower(p.name), p.id
+     LIMIT least(greatest(p_limit, 1), 500)
+$$;
