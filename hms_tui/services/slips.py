@@ -109,14 +109,13 @@ def _optional_datetime(visit: object, name: str) -> datetime | None:
 
 
 def estimate_range(wait_minutes: int, now: datetime) -> tuple[datetime, datetime]:
-    """A range around a point estimate, on five-minute marks: from ``now + wait`` (rounded
-    down) to a quarter of the wait later, at least five minutes (rounded up). A range promises
+    """A range around a point estimate, on five-minute marks: from ``now + wait`` (to the
+    minute, rounded down) to a quarter of the wait later, at least five minutes (rounded up). A range promises
     less than a minute-exact time, which patients read as an appointment."""
-    start = now + timedelta(minutes=max(0, wait_minutes))
+    start = now.replace(second=0, microsecond=0) + timedelta(minutes=max(0, wait_minutes))
     end = start + timedelta(minutes=max(5, wait_minutes // 4))
-    start = start.replace(second=0, microsecond=0) - timedelta(minutes=start.minute % 5)
-    end_floor = end.replace(second=0, microsecond=0) - timedelta(minutes=end.minute % 5)
-    end = end_floor if end_floor == end else end_floor + timedelta(minutes=5)
+    start -= timedelta(minutes=start.minute % 5)
+    end += timedelta(minutes=-end.minute % 5)
     return start, end
 
 
