@@ -14,9 +14,11 @@ announcer's thread; a Textual app passes them through ``App.call_from_thread``.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -202,7 +204,7 @@ class Announcer:
                         break
                     self._outstanding -= 1
                 if self._current is not None:
-                    self._current.terminate()
+                    _signal_group(self._current, signal.SIGTERM)
                 self._lock.notify_all()
         if thread is not None:
             self._queue.put(None)
@@ -243,13 +245,15 @@ class Announcer:
             with self._lock:
                 if self._cut_off:
                     return replace(run, ended=time.monotonic(), error="not spoken: stopped")
+                # Its own process group: a pipeline (espeak-ng | aplay) is stopped as a whole.
                 process = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                           start_new_session=True)
                 self._current = process
             try:
                 _, err = process.communicate(timeout=self.run_timeout)
             except subprocess.TimeoutExpired:
-                process.kill()
+                _signal_group(process, signal.SIGKILL)
                 _, err = process.communicate()
                 stderr = _tail(err)
                 error = f"{argv[0]} took longer than {self.run_timeout:g} s and was stopped"
@@ -276,6 +280,16 @@ class Announcer:
             callback(run)
         except Exception:  # a display's bug must not silence the following calls
             log.exception("voice callback failed for announcement %d", run.n)
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Signal the engine and everything it started (it leads its own process group)."""
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:  # already gone
+        pass
+    except PermissionError:  # a group member changed user: at least the engine itself
+        process.send_signal(sig)
 
 
 def _tail(data: bytes | None) -> str:
