@@ -319,3 +319,16 @@ def test_escpos_device_forms_are_accepted(tmp_path: Path, device: str) -> None:
     path = tmp_path / "config.toml"
     path.write_text(f"[printer]\nkind = 'escpos'\ndevice = '{device}'\n", encoding="utf-8")
     assert load_settings(path).printer.device == device
+
+
+def test_services_stay_ui_free_and_load_printer_libraries_only_when_printing() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, hms_tui.services.slips, hms_tui.services.printing, "
+            "hms_tui.services.voice; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('textual', 'escpos', 'qrcode', 'PIL', 'usb')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert out.strip() == "[]"
