@@ -120,8 +120,8 @@ def print_slip(slip: Slip, settings: PrinterSettings, slip_settings: SlipSetting
 # --- CUPS ------------------------------------------------------------------------------------
 
 
-def _remaining(deadline: float) -> float:
-    return max(0.05, deadline - time.monotonic())
+def _remaining(deadline: float, floor: float = 0.05) -> float:
+    return max(floor, deadline - time.monotonic())
 
 
 def _cups_env() -> dict[str, str]:
@@ -133,7 +133,9 @@ def _run(argv: Sequence[str], deadline: float, data: bytes | None = None
          ) -> subprocess.CompletedProcess[str]:
     try:
         result = subprocess.run(
-            list(argv), input=data, capture_output=True, timeout=_remaining(deadline),
+            # A CUPS command gets a second even at the deadline, so that the last look at a
+            # job (and the decision to cancel it) is not lost to a busy machine.
+            list(argv), input=data, capture_output=True, timeout=_remaining(deadline, 1.0),
             check=False, env=_cups_env(),
         )
     except subprocess.TimeoutExpired:
@@ -240,7 +242,11 @@ def lp_print(data: bytes, queue: str | None, *, deadline: float, raw: bool = Fal
         return f"slip sent to '{name}' ({_first_line(result.stdout) or 'lp accepted it'})"
     job_id = match.group(1)
     while True:
-        state = _queue_state(name, job_id, deadline)
+        try:
+            state = _queue_state(name, job_id, deadline)
+        except PrintFailed:
+            _cancel(job_id)  # we cannot tell whether it will print: make sure it does not
+            raise
         if not state.job_pending:
             return f"slip printed on '{name}' (job {job_id})"
         if state.disabled or time.monotonic() >= deadline:
