@@ -9,6 +9,7 @@ No file at all is fine: every setting has a default. The database is chosen by
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -58,6 +59,40 @@ class DisplaySettings:
     announce_seconds: int = 8
 
 
+PRINTER_KINDS = ("cups", "escpos", "none")
+DEFAULT_VOICE_COMMAND = ("espeak-ng", "-v", "{voice}", "{text}")
+DEFAULT_VOICE_TEMPLATE = "Token {token}, please go to {room}"
+VOICE_TEMPLATE_FIELDS = ("token", "room", "doctor")
+
+
+@dataclass(frozen=True)
+class PrinterSettings:
+    """Where token slips go: ``cups`` (plain text through ``lp``), ``escpos`` (a thermal printer
+    spoken to directly) or ``none``. ``queue`` empty means CUPS's default destination."""
+
+    kind: str = "cups"
+    queue: str = ""
+    device: str = ""
+    timeout: int = 10
+
+
+@dataclass(frozen=True)
+class SlipSettings:
+    show_name: bool = False
+    ascii: bool = False
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    """Spoken calls on the display. ``command`` is an argument list (no shell); ``{text}``,
+    ``{voice}`` and ``{n}`` (the announcement's number) are replaced in each argument."""
+
+    enabled: bool = False
+    command: tuple[str, ...] = DEFAULT_VOICE_COMMAND
+    voice: str = "en"
+    template: str = DEFAULT_VOICE_TEMPLATE
+
+
 @dataclass(frozen=True)
 class Settings:
     source: Path | None = None
@@ -65,6 +100,9 @@ class Settings:
     clinic: ClinicSettings = field(default_factory=ClinicSettings)
     terminal: TerminalSettings = field(default_factory=TerminalSettings)
     display: DisplaySettings = field(default_factory=DisplaySettings)
+    printer: PrinterSettings = field(default_factory=PrinterSettings)
+    slip: SlipSettings = field(default_factory=SlipSettings)
+    voice: VoiceSettings = field(default_factory=VoiceSettings)
 
     @property
     def database_url(self) -> str | None:
@@ -162,7 +200,7 @@ def _table(raw: Mapping[str, Any], name: str, path: Path) -> Mapping[str, Any]:
 
 
 def _parse(raw: Mapping[str, Any], path: Path) -> Settings:
-    sections = {"database", "clinic", "terminal", "display"}
+    sections = {"database", "clinic", "terminal", "display", "printer", "slip", "voice"}
     unknown = sorted(set(raw) - sections)
     if unknown:
         raise ConfigError(
@@ -241,8 +279,83 @@ def _parse(raw: Mapping[str, Any], path: Path) -> Settings:
         next_count=_default(di.int_range("next_count", 0, 10), 4),
         announce_seconds=di.int_range("announce_seconds", 1, 120) or 8,
     )
+    printer, slip, voice = _parse_printing_and_voice(raw, path)
     return Settings(source=path, database=database, clinic=clinic, terminal=terminal,
-                    display=display)
+                    display=display, printer=printer, slip=slip, voice=voice)
+
+
+# CUPS destination names: printable, no spaces, '/', '\', quotes or '#' (at most 127).
+CUPS_QUEUE_FORM = re.compile(r"[^\s\x00-\x1f\x7f/\\'\"#]{1,127}")
+# ESC/POS devices (printing.parse_device reads the same forms).
+ESCPOS_DEVICE_FORM = re.compile(
+    r"tcp://(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?"
+    r"|usb:(?P<vid>[0-9A-Fa-f]{4}):(?P<pid>[0-9A-Fa-f]{4})"
+    r"(?::(?P<in_ep>[0-9A-Fa-f]{1,2}):(?P<out_ep>[0-9A-Fa-f]{1,2}))?"
+    r"|cups:(?P<queue>[^\s\x00-\x1f\x7f/\\'\"#]{0,127})"
+    r"|(?P<path>/[^\x00-\x1f\x7f]+)"
+)
+
+
+def _is_escpos_device(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    match = ESCPOS_DEVICE_FORM.fullmatch(value)
+    return match is not None and 0 < int(match["port"] or 9100) <= 65535
+
+
+_VOICE_NAME = re.compile(r"[A-Za-z0-9_+.\-]{1,40}")
+_TEMPLATE_FIELD = re.compile(r"\{([^{}]*)\}")
+
+
+def _parse_printing_and_voice(
+    raw: Mapping[str, Any], path: Path
+) -> tuple[PrinterSettings, SlipSettings, VoiceSettings]:
+    """[printer], [slip] and [voice]: token slips and spoken calls."""
+    pr = _Section(_table(raw, "printer", path), "printer", path,
+                  {"kind", "queue", "device", "timeout"})
+    kind = pr.get("kind", lambda v: v in PRINTER_KINDS,
+                  "one of " + ", ".join(f'"{k}"' for k in PRINTER_KINDS))
+    queue = pr.get("queue",
+                   lambda v: isinstance(v, str)
+                   and (v == "" or CUPS_QUEUE_FORM.fullmatch(v) is not None),
+                   "a CUPS destination name (no spaces, '/' or '#'), or \"\" for the default")
+    device = pr.get(
+        "device", _is_escpos_device,
+        "\"tcp://HOST:9100\", \"usb:VENDOR:PRODUCT\" (hex), \"cups:QUEUE\" or a device path "
+        "such as \"/dev/usb/lp0\"",
+    )
+    if (kind or "cups") == "escpos" and not device:
+        raise ConfigError(f"{path}: 'printer.device' is required when printer.kind = \"escpos\" "
+                          "(e.g. \"tcp://192.0.2.10:9100\" or \"/dev/usb/lp0\")")
+    printer = PrinterSettings(kind=kind or "cups", queue=queue or "", device=device or "",
+                              timeout=pr.int_range("timeout", 1, 120) or 10)
+
+    sl = _Section(_table(raw, "slip", path), "slip", path, {"show_name", "ascii"})
+    slip = SlipSettings(show_name=bool(sl.boolean("show_name")), ascii=bool(sl.boolean("ascii")))
+
+    vo = _Section(_table(raw, "voice", path), "voice", path,
+                  {"enabled", "command", "voice", "template"})
+    command = vo.get(
+        "command",
+        lambda v: isinstance(v, list) and len(v) > 0 and all(isinstance(a, str) for a in v)
+        and v[0] != "" and any("{text}" in a for a in v),
+        'a list of arguments with "{text}" in one, such as ["espeak-ng", "-v", "{voice}", "{text}"]',
+    )
+    template = vo.get(
+        "template",
+        lambda v: isinstance(v, str) and 0 < len(v) <= 200 and "{token}" in v
+        and set(_TEMPLATE_FIELD.findall(v)) <= set(VOICE_TEMPLATE_FIELDS),
+        "text of at most 200 characters with {token}, and optionally {room} and {doctor}",
+    )
+    voice_name = vo.get("voice", lambda v: isinstance(v, str) and _VOICE_NAME.fullmatch(v) is not None,
+                        "a voice name such as \"en\", \"en-us\", \"hi\" or \"en+f3\"")
+    voice = VoiceSettings(
+        enabled=bool(vo.boolean("enabled")),
+        command=tuple(command) if command else DEFAULT_VOICE_COMMAND,
+        voice=voice_name or "en",
+        template=template or DEFAULT_VOICE_TEMPLATE,
+    )
+    return printer, slip, voice
 
 
 def _default(value: int | None, default: int) -> int:
