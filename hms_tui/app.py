@@ -190,7 +190,7 @@ class HmsApp(App[None]):
             if done is not None:
                 done(result)
 
-        self.run_worker(task(), group=group, exclusive=exclusive, exit_on_error=False)
+        self.run_worker(task, group=group, exclusive=exclusive, exit_on_error=False)
 
     def busy(self, group: str) -> bool:
         """Is a call of this group still running? (An action is not sent twice.)"""

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from hms_tui.config import PrinterSettings, SlipSettings
-from hms_tui.core.models import Priority, Status, Visit
+from hms_tui.domain.models import Priority, Status, Visit
 from hms_tui.services.printing import PrintFailed, parse_device, print_slip
 from hms_tui.services.slips import Slip, escpos_bytes, format_slip_text
 

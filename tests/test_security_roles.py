@@ -496,12 +496,10 @@ def test_display_view_is_the_queue_without_who(
     assert view_cols == type_cols and len(view_cols) == 24
 
     display = staff_logins.add("display")
-    order = ("ORDER BY CASE status WHEN 'IN_CONSULTATION' THEN 0 WHEN 'CALLED' THEN 1"
-             " WHEN 'WAITING' THEN 2 ELSE 3 END, position, called_at DESC, serial")
     with staff_logins.connect(display) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
         for doctor in ("D1", "D2"):
             shown = [Visit.from_row(r) for r in cur.execute(
-                f"SELECT * FROM hms.display_queue WHERE doctor = %s {order}", (doctor,))]
+                "SELECT * FROM hms.display_queue WHERE doctor = %s", (doctor,))]  # in queue order
             full = desk.queue(doctor)
             assert len(shown) == len(full) > 0
             for s, f in zip(shown, full, strict=True):

@@ -16,8 +16,8 @@ from qrcode.constants import ERROR_CORRECT_M
 from rich.cells import cell_len
 
 from hms_tui.config import load_settings
-from hms_tui.core.errors import ConfigError
-from hms_tui.core.models import Priority, Status, Visit
+from hms_tui.domain.errors import ConfigError
+from hms_tui.domain.models import Priority, Status, Visit
 from hms_tui.services.bigfont import render_big
 from hms_tui.services.slips import (
     WIDTH,

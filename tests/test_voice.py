@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from hms_tui.config import VoiceSettings, load_settings
-from hms_tui.core.errors import ConfigError
+from hms_tui.domain.errors import ConfigError
 from hms_tui.services.voice import (
     Announcement,
     AnnouncementRun,

@@ -129,10 +129,10 @@ class Visit:
 
 
 def now_serving(visits: tuple[Visit, ...]) -> Visit | None:
-    """The most recently called visit still with the doctor (the display's 'now serving',
-    the doctor console's current patient)."""
-    serving = [v for v in visits if v.status in SERVING_STATUSES]
-    return max(serving, key=lambda v: (v.called_at is not None, v.called_at), default=None)
+    """The visit a queue's first row is serving, if any: the database orders those being
+    served first, latest call first (the display's 'now serving', the console's patient)."""
+    first = visits[0] if visits else None
+    return first if first is not None and first.status in SERVING_STATUSES else None
 
 
 @dataclass(frozen=True)

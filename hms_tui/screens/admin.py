@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -234,8 +236,9 @@ class AdminScreen(LiveScreen):
         except HmsError as exc:
             self._settings_msg(exc)
             return
-        self.hms.db_call(self.hms.desk.configure, clinic_name=name, timezone=values["timezone"],
-                         **numbers, done=self._saved_rules, failed=self._settings_msg)
+        save = functools.partial(self.hms.desk.configure, clinic_name=name,
+                                 timezone=values["timezone"], **numbers)
+        self.hms.db_call(save, done=self._saved_rules, failed=self._settings_msg)
 
     def _saved_rules(self, rules: ClinicRules) -> None:
         self.show_rules(rules)

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hms_tui.config import ESCPOS_DEVICE_FORM, PrinterSettings, SlipSettings
-from hms_tui.core.errors import HmsError
+from hms_tui.domain.errors import HmsError
 from hms_tui.services.slips import Slip, escpos_bytes, format_slip_text
 
 __all__ = [

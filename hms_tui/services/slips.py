@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 from rich.cells import cell_len, set_cell_size
 
+from hms_tui.domain.textsafe import printable
 from hms_tui.services.bigfont import render_big
-from hms_tui.textsafe import printable
 
 WIDTH = 42
 FOOTER = "Please wait until your token is called"

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from hms_tui.config import VoiceSettings
-from hms_tui.textsafe import printable
+from hms_tui.domain.textsafe import printable
 
 __all__ = [
     "Announcement",

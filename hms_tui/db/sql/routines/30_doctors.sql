@@ -75,10 +75,8 @@ RETURNS TABLE (code text, name text, room text, token_prefix text, active boolea
                serving text, waiting integer, seen integer, no_shows integer, issued integer)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
     SELECT d.code, d.name, d.room, d.token_prefix, d.active,
-           (SELECT v.token FROM hms.visits v
-             WHERE v.doctor_id = d.id AND v.business_date = hms.business_date()
-               AND v.status IN ('CALLED', 'IN_CONSULTATION')
-             ORDER BY v.called_at DESC LIMIT 1),
+           (SELECT (r.visit).token FROM hms.ranked(hms.day_visits(d.id, hms.business_date(), false), 0) r
+             WHERE r.ord = 1 AND (r.visit).status IN ('CALLED', 'IN_CONSULTATION')),
            count(*) FILTER (WHERE v.status = 'WAITING')::integer,
            count(*) FILTER (WHERE v.status = 'COMPLETED')::integer,
            count(*) FILTER (WHERE v.status = 'NO_SHOW')::integer,

@@ -84,7 +84,8 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- THE queue order, the one definition every read uses. Given one doctor's visits of a day:
---   1. those being served: in consultation, then called (latest call first);
+--   1. those being served (called or in consultation), latest call first: the first row is
+--      "now serving" on the board, the display and the doctor's console;
 --   2. the waiting line: priority (EMERGENCY > URGENT > NORMAL), then queue key (arrival,
 --      moved by skip and requeue), then id; positions 1..N and wait estimates;
 --   3. everything else (finished, booked) by latest call, then serial.
@@ -96,8 +97,8 @@ LANGUAGE sql IMMUTABLE AS $$
         SELECT v AS visit,
                v.status = 'WAITING' AS waiting,
                row_number() OVER (ORDER BY
-                   CASE v.status WHEN 'IN_CONSULTATION' THEN 0 WHEN 'CALLED' THEN 1
-                                 WHEN 'WAITING' THEN 2 ELSE 3 END,
+                   CASE v.status WHEN 'IN_CONSULTATION' THEN 0 WHEN 'CALLED' THEN 0
+                                 WHEN 'WAITING' THEN 1 ELSE 2 END,
                    CASE WHEN v.status = 'WAITING' THEN v.priority END DESC,
                    CASE WHEN v.status = 'WAITING' THEN v.queue_key END,
                    CASE WHEN v.status = 'WAITING' THEN v.id END,
