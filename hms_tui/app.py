@@ -190,7 +190,9 @@ class HmsApp(App[None]):
             if done is not None:
                 done(result)
 
-        self.run_worker(task, group=group, exclusive=exclusive, exit_on_error=False)
+        # A callable, not a coroutine: a call superseded before it starts creates none.
+        self.run_worker(task, group=group, exclusive=exclusive,  # type: ignore[arg-type]
+                        exit_on_error=False)
 
     def busy(self, group: str) -> bool:
         """Is a call of this group still running? (An action is not sent twice.)"""

@@ -381,7 +381,7 @@ ERRORS = [
      "InvalidInput", "Description=Amount"),
     ("unknown-bill", ["bill", "void", "B-1999-0042", "--reason", "typo"], 3, "NotFound",
      "no bill B-1999-0042"),
-    ("non-numeric-visit", ["show", "abc"], 2, "UsageError", "Invalid value for 'visit'"),
+    ("non-numeric-visit", ["show", "abc"], 2, "UsageError", "Invalid value for 'VISIT'"),
 ]
 
 

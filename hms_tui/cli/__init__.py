@@ -45,8 +45,11 @@ def _root(
 def _register() -> None:
     # Imported for their side effect of adding commands to ``app``.
     from hms_tui.cli import (  # noqa: F401
-        admin_commands,
-        security_commands,
+        audit_commands,
+        bill_commands,
+        clinic_commands,
+        db_commands,
+        staff_commands,
         tui_commands,
         visit_commands,
         watch_command,

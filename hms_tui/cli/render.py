@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, tzinfo
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.table import Table
@@ -18,6 +18,7 @@ from rich.text import Text
 from hms_tui.domain.models import (
     AuditEntry,
     Bill,
+    ClinicRules,
     Doctor,
     DoctorBoard,
     Patient,
@@ -28,6 +29,10 @@ from hms_tui.domain.models import (
 )
 from hms_tui.domain.textsafe import printable
 from hms_tui.domain.timefmt import duration, minutes_since
+from hms_tui.services.audit import VerifyResult
+from hms_tui.services.staff import StaffMember
+
+T = TypeVar("T")
 
 # Piped output is read by programs and people with wide screens: do not wrap it at 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -41,6 +46,14 @@ def t(value: object, style: str = "") -> Text:
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(to_jsonable(data), ensure_ascii=False) + "\n")
     sys.stdout.flush()
+
+
+def output(data: T, json_mode: bool, show: Callable[[T], None]) -> None:
+    """Every command's result: one JSON document with --json, else ``show(data)``."""
+    if json_mode:
+        emit_json(data)
+    else:
+        show(data)
 
 
 def table(title: str, columns: Sequence[str]) -> Table:
@@ -94,6 +107,10 @@ def print_queue(doctor: str, visits: Iterable[Visit], now: datetime) -> None:
     console.print(tbl)
 
 
+def print_doctor(doctor: Doctor) -> None:
+    print_doctors([doctor])
+
+
 def print_doctors(doctors: Iterable[Doctor | DoctorBoard]) -> None:
     rows = list(doctors)
     boards = all(isinstance(d, DoctorBoard) for d in rows)
@@ -108,6 +125,10 @@ def print_doctors(doctors: Iterable[Doctor | DoctorBoard]) -> None:
             cells += [t(d.serving), str(d.waiting), str(d.seen), str(d.no_shows), str(d.issued)]
         tbl.add_row(*cells)
     console.print(tbl)
+
+
+def print_patient(patient: Patient) -> None:
+    print_patients([patient])
 
 
 def print_patients(patients: Iterable[Patient | PatientMatch]) -> None:
@@ -134,25 +155,62 @@ def print_bill(bill: Bill) -> None:
     console.print(tbl)
 
 
-def print_timeline(visit_id: int, entries: Iterable[TimelineEntry]) -> None:
+def print_timeline(visit_id: int, entries: Iterable[TimelineEntry], zone: tzinfo) -> None:
     tbl = table(f"Timeline of visit {visit_id}",
                 ["Seq", "Time", "+", "Action", "Status", "Who", "Terminal", "Detail"])
     for e in entries:
         status = (f"{e.status_before or ''} → {e.status_after or ''}"
                   if e.status_before != e.status_after else (e.status_after or ""))
         detail = ", ".join(f"{k}={v}" for k, v in e.detail.items())
-        tbl.add_row(str(e.seq), e.at.strftime("%H:%M:%S"), duration(e.since_previous),
+        tbl.add_row(str(e.seq), e.at.astimezone(zone).strftime("%H:%M:%S"),
+                    duration(e.since_previous),
                     t(e.action), t(status), t(e.actor), t(e.terminal), t(detail))
     console.print(tbl)
 
 
-def print_audit(entries: Iterable[AuditEntry]) -> None:
+def print_audit(entries: Iterable[AuditEntry], zone: tzinfo) -> None:
     tbl = table("Audit trail (newest first)",
                 ["Seq", "When", "Who", "Terminal", "Action", "Entity", "Visit", "Status"])
     for e in entries:
         status = (f"{e.status_before or ''} → {e.status_after or ''}"
                   if e.status_before or e.status_after else "")
-        tbl.add_row(str(e.seq), e.at.strftime("%Y-%m-%d %H:%M:%S"), t(e.actor), t(e.terminal),
+        tbl.add_row(str(e.seq), e.at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"), t(e.actor),
+                    t(e.terminal),
                     t(e.action), t(f"{e.entity} {e.entity_id or ''}"), str(e.visit_id or ""),
                     t(status))
+    console.print(tbl)
+
+
+def print_staff(members: Iterable[StaffMember]) -> None:
+    tbl = table("Staff", ["Login", "Role", "Doctors", "Can log in"])
+    for m in members:
+        tbl.add_row(t(m.login, "bold"), t(m.role), t(", ".join(m.doctors)),
+                    "yes" if m.can_login else "no")
+    console.print(tbl)
+
+
+def print_verify(result: VerifyResult) -> None:
+    console.print(t(result.describe(), "" if result.ok else "bold red"))
+
+
+def print_upgrade(info: dict[str, Any]) -> None:
+    rules: ClinicRules = info["rules"]
+    console.print(t(f"Schema version {info['version']} on {info['database']}."))
+    console.print(t(f"Clinic: {rules.clinic_name} · time zone {rules.timezone} · recall limit "
+                    f"{rules.recall_limit} · requeue after {rules.requeue_after}"))
+
+
+def print_status(info: dict[str, Any]) -> None:
+    """``db status``: one row per fact, the clinic's rules spelled out."""
+    rules: ClinicRules = info["rules"]
+    tbl = table("Database", ["", ""])
+    tbl.show_header = False
+    rows = [("Database", info["database"]), ("Schema version", str(info["version"])),
+            ("Business date", str(info["business_date"])), ("Clinic", rules.clinic_name),
+            ("Time zone", rules.timezone), ("Recall limit", str(rules.recall_limit)),
+            ("Requeue after", f"{rules.requeue_after} patients"),
+            ("Skip places", str(rules.skip_places)),
+            ("Consultation", f"{rules.consult_minutes} min (default estimate)")]
+    for key, value in rows:
+        tbl.add_row(Text(key, style="bold"), t(value))
     console.print(tbl)

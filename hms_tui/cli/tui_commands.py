@@ -47,6 +47,3 @@ def admin(ctx: typer.Context) -> None:
     """Open the admin terminal: doctors, staff, settings, today's numbers, audit."""
     run_terminal(ctx.obj, "admin")
 
-
-def doctor_console(ctx: typer.Context, doctor: str | None) -> None:
-    run_terminal(ctx.obj, "doctor", doctor=doctor)

@@ -9,34 +9,21 @@ from typing import Annotated
 import typer
 
 from hms_tui.cli import app as root
-from hms_tui.cli import render
-from hms_tui.cli.context import AppContext
+from hms_tui.cli import common, render
+from hms_tui.cli.common import DoctorOpt, JsonFlag, PatientOpt, VisitArg
 from hms_tui.domain.models import Visit
 from hms_tui.services.desk import Desk
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
-VisitArg = Annotated[int, typer.Argument(help="Visit id.", min=1)]
-DoctorOpt = Annotated[str, typer.Option("--doctor", help="Doctor code, e.g. D1.")]
-PatientOpt = Annotated[int, typer.Option("--patient", help="Patient id.", min=1)]
-
-
-def _desk(ctx: typer.Context) -> Desk:
-    obj: AppContext = ctx.obj
-    return obj.desk()
-
 
 def _show(visit: Visit, json_mode: bool) -> None:
-    if json_mode:
-        render.emit_json(visit)
-    else:
-        render.print_visit(visit)
+    render.output(visit, json_mode, render.print_visit)
 
 
 def _visit_action(name: str, help_text: str, action: Callable[[Desk, int], Visit]) -> None:
     """Register ``hms-tui NAME VISIT [--json]`` for a one-argument visit action."""
 
     def command(ctx: typer.Context, visit: VisitArg, json_: JsonFlag = False) -> None:
-        _show(action(_desk(ctx), visit), json_)
+        _show(action(common.desk(ctx), visit), json_)
 
     command.__doc__ = help_text
     root.command(name)(command)
@@ -47,15 +34,16 @@ def checkin(
     ctx: typer.Context,
     doctor: DoctorOpt,
     patient: PatientOpt,
-    priority: Annotated[str, typer.Option(help="normal, urgent or emergency.")] = "normal",
+    priority: Annotated[str, typer.Option(metavar="LEVEL", help="normal, urgent or emergency.")] = "normal",
     key: Annotated[
         str | None,
-        typer.Option(help="Idempotency key: retrying with the same key returns the same visit."),
+        typer.Option(metavar="KEY", help="Idempotency key: retrying with the same key returns "
+                     "the same visit."),
     ] = None,
     json_: JsonFlag = False,
 ) -> None:
     """Check a patient in to a doctor's queue today and issue a token."""
-    _show(_desk(ctx).checkin(doctor, patient, priority, key), json_)
+    _show(common.desk(ctx).checkin(doctor, patient, priority, key), json_)
 
 
 @root.command()
@@ -63,11 +51,11 @@ def book(
     ctx: typer.Context,
     doctor: DoctorOpt,
     patient: PatientOpt,
-    at: Annotated[str, typer.Option("--at", help='Clinic local time, "YYYY-MM-DD HH:MM".')],
+    at: Annotated[str, typer.Option("--at", metavar="TIME", help='Clinic local time, "YYYY-MM-DD HH:MM".')],
     json_: JsonFlag = False,
 ) -> None:
     """Book an appointment; the token is issued when the patient arrives."""
-    _show(_desk(ctx).book(doctor, patient, at), json_)
+    _show(common.desk(ctx).book(doctor, patient, at), json_)
 
 
 @root.command()
@@ -78,62 +66,60 @@ def queue(
     json_: JsonFlag = False,
 ) -> None:
     """Today's queue of a doctor: being served, then waiting in order (position 1 is next)."""
-    visits = _desk(ctx).queue(doctor, include_all=all_)
-    if json_:
-        render.emit_json(visits)
-    else:
-        render.print_queue(doctor.upper(), visits, datetime.now(UTC))
+    visits = common.desk(ctx).queue(doctor, include_all=all_)
+    render.output(visits, json_,
+                  lambda v: render.print_queue(doctor.upper(), v, datetime.now(UTC)))
 
 
 @root.command("call-next")
 def call_next(ctx: typer.Context, doctor: DoctorOpt, json_: JsonFlag = False) -> None:
     """Call the patient at the head of the doctor's queue."""
-    _show(_desk(ctx).call_next(doctor), json_)
+    _show(common.desk(ctx).call_next(doctor), json_)
 
 
 @root.command()
 def cancel(
     ctx: typer.Context,
     visit: VisitArg,
-    reason: Annotated[str | None, typer.Option(help="Why (kept in the audit trail).")] = None,
+    reason: Annotated[str | None, typer.Option(metavar="TEXT", help="Why (kept in the audit trail).")] = None,
     json_: JsonFlag = False,
 ) -> None:
     """Cancel a booked, waiting or called visit."""
-    _show(_desk(ctx).cancel(visit, reason), json_)
+    _show(common.desk(ctx).cancel(visit, reason), json_)
 
 
 @root.command()
 def skip(
     ctx: typer.Context,
     visit: VisitArg,
-    places: Annotated[int | None, typer.Option(help="How many places back (default: clinic "
+    places: Annotated[int | None, typer.Option(metavar="N", help="How many places back (default: clinic "
                                                     "setting skip_places).")] = None,
     json_: JsonFlag = False,
 ) -> None:
     """Move a waiting patient back in the queue."""
-    _show(_desk(ctx).skip(visit, places), json_)
+    _show(common.desk(ctx).skip(visit, places), json_)
 
 
 @root.command()
 def priority(
     ctx: typer.Context,
     visit: VisitArg,
-    level: Annotated[str, typer.Argument(help="normal, urgent or emergency.")],
+    level: Annotated[str, typer.Argument(metavar="LEVEL", help="normal, urgent or emergency.")],
     json_: JsonFlag = False,
 ) -> None:
     """Change the priority of a waiting or booked visit."""
-    _show(_desk(ctx).set_priority(visit, level), json_)
+    _show(common.desk(ctx).set_priority(visit, level), json_)
 
 
 @root.command()
 def transfer(
     ctx: typer.Context,
     visit: VisitArg,
-    to: Annotated[str, typer.Option("--to", help="Code of the doctor to transfer to.")],
+    to: Annotated[str, typer.Option("--to", metavar="CODE", help="Code of the doctor to transfer to.")],
     json_: JsonFlag = False,
 ) -> None:
     """Move a visit to another doctor: a new token from that doctor's series, linked to this one."""
-    _show(_desk(ctx).transfer(visit, to), json_)
+    _show(common.desk(ctx).transfer(visit, to), json_)
 
 
 _visit_action("arrive", "Mark a booked patient arrived: issue the token and join the queue.",

@@ -11,8 +11,8 @@ import typer
 
 from hms_tui.cli import app as root
 from hms_tui.cli import render
+from hms_tui.cli.common import JsonFlag
 from hms_tui.cli.context import AppContext
-from hms_tui.cli.visit_commands import JsonFlag
 from hms_tui.domain.events import ConnectionUpdate, Event, QueueUpdate
 from hms_tui.domain.textsafe import printable
 from hms_tui.services.live import Listener

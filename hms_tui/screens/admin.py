@@ -16,18 +16,17 @@ from hms_tui.domain.events import BoardUpdate
 from hms_tui.domain.models import AuditEntry, ClinicRules, Doctor
 from hms_tui.domain.textsafe import printable
 from hms_tui.screens.base import LiveScreen
-from hms_tui.screens.forms import FORM_CSS, TimelineDialog
-from hms_tui.screens.pickers import Dialog
+from hms_tui.screens.dialog import FormDialog
+from hms_tui.screens.forms import TimelineDialog
 from hms_tui.screens.staff import StaffDialog, staff_row
 from hms_tui.services.staff import Staff, StaffMember
 from hms_tui.widgets.queue_table import Cell, DiffTable, cell
 from hms_tui.widgets.text_input import TextInput
 
 
-class DoctorDialog(Dialog):
+class DoctorDialog(FormDialog):
     """Add a doctor, or edit one (code fixed). Returns the saved Doctor."""
 
-    DEFAULT_CSS = FORM_CSS.format(name="DoctorDialog")
     BINDINGS = [Binding("escape", "close", "Cancel"), Binding("ctrl+s", "save", "Save")]
 
     def __init__(self, doctor: Doctor | None = None) -> None:

@@ -16,8 +16,9 @@ from hms_tui.domain.models import Priority, Status, Visit, now_serving
 from hms_tui.domain.textsafe import printable
 from hms_tui.domain.timefmt import minutes_since
 from hms_tui.screens.base import LiveScreen
+from hms_tui.screens.dialog import Dialog
 from hms_tui.screens.forms import TimelineDialog
-from hms_tui.screens.pickers import DIALOG_CSS, Dialog, DoctorPicker
+from hms_tui.screens.pickers import DoctorPicker
 from hms_tui.services.staff import Staff, StaffMember
 from hms_tui.widgets.queue_table import Cell, DiffTable, cell
 
@@ -32,7 +33,6 @@ def clock_since(then: datetime | None, now: datetime) -> str:
 class NoShowPicker(Dialog):
     """Today's no-shows of this doctor; Enter puts the chosen one back in the queue."""
 
-    DEFAULT_CSS = DIALOG_CSS.format(name="NoShowPicker")
 
     def __init__(self, visits: list[Visit]) -> None:
         super().__init__()

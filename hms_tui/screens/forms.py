@@ -17,24 +17,16 @@ from hms_tui.domain.errors import HmsError
 from hms_tui.domain.models import Bill, Patient, TimelineEntry, Visit
 from hms_tui.domain.textsafe import printable
 from hms_tui.domain.timefmt import duration
-from hms_tui.screens.pickers import DIALOG_CSS, Dialog
+from hms_tui.screens.dialog import Dialog, FormDialog
 from hms_tui.services.receipt import format_receipt, print_receipt, save_receipt
 from hms_tui.widgets.queue_table import cell
 from hms_tui.widgets.text_input import TextInput
 
-FORM_CSS = DIALOG_CSS + """
-{name} Label {{ width: 14; padding: 1 1 0 0; }}
-{name} Horizontal {{ height: auto; }}
-{name} Input {{ width: 1fr; }}
-{name} .field-error {{ color: $error; padding-left: 14; height: auto; }}
-"""
 
-
-class RegisterDialog(Dialog):
+class RegisterDialog(FormDialog):
     """Register a patient; every field is checked here with the same rules the database
     enforces, and each error appears under its field. Returns the new Patient."""
 
-    DEFAULT_CSS = FORM_CSS.format(name="RegisterDialog")
     BINDINGS = [Binding("escape", "close", "Cancel"), Binding("ctrl+s", "save", "Save")]
 
     def __init__(self, name: str = "") -> None:
@@ -93,11 +85,11 @@ class RegisterDialog(Dialog):
         self.dismiss(patient)
 
 
-class BillDialog(Dialog):
+class BillDialog(FormDialog):
     """Bill a visit: add lines (description, amount), then ctrl+s issues the bill with the
     next number of the year. Returns the Bill."""
 
-    DEFAULT_CSS = FORM_CSS.format(name="BillDialog") + """
+    DEFAULT_CSS = """
     BillDialog DataTable { height: auto; max-height: 10; }
     """
     BINDINGS = [
@@ -182,10 +174,9 @@ class BillDialog(Dialog):
                          done=self.dismiss, failed=self.fail, group="bill")
 
 
-class VoidBillDialog(Dialog):
+class VoidBillDialog(FormDialog):
     """Void a bill by number, with a reason. Returns the voided Bill."""
 
-    DEFAULT_CSS = FORM_CSS.format(name="VoidBillDialog")
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -213,7 +204,7 @@ class VoidBillDialog(Dialog):
 class ReceiptDialog(Dialog):
     """A bill's receipt as plain text: s saves it to a file, p prints it with lp."""
 
-    DEFAULT_CSS = DIALOG_CSS.format(name="ReceiptDialog") + """
+    DEFAULT_CSS = """
     ReceiptDialog #receipt { height: auto; max-height: 20; overflow-y: auto; }
     """
     BINDINGS = [
@@ -260,7 +251,7 @@ class ReceiptDialog(Dialog):
 class TimelineDialog(Dialog):
     """A visit's history from the audit trail."""
 
-    DEFAULT_CSS = DIALOG_CSS.format(name="TimelineDialog") + """
+    DEFAULT_CSS = """
     TimelineDialog > Vertical { width: 100; }
     TimelineDialog DataTable { height: auto; max-height: 20; }
     """

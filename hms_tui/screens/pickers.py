@@ -3,33 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from hms_tui.domain.errors import HmsError
 from hms_tui.domain.models import DoctorBoard, Priority, Visit
 from hms_tui.domain.textsafe import printable
+from hms_tui.screens.dialog import Dialog
 from hms_tui.widgets.text_input import TextInput
 
 if TYPE_CHECKING:
-    from hms_tui.app import HmsApp
-
-DIALOG_CSS = """
-{name} {{ align: center middle; }}
-{name} > Vertical {{ width: 64; max-width: 100%; height: auto; max-height: 100%;
-                    border: round $accent; background: $surface; padding: 0 1; }}
-{name} .title {{ text-style: bold; }}
-{name} .error {{ color: $error; text-style: bold; }}
-{name} OptionList {{ height: auto; max-height: 12; }}
-"""
-
+    pass
 
 def doctor_option(b: DoctorBoard) -> Option:
     room = f", {b.room}" if b.room else ""
@@ -37,31 +27,11 @@ def doctor_option(b: DoctorBoard) -> Option:
     return Option(label, id=b.code)
 
 
-class Dialog(ModalScreen[Any]):
-    """A modal with a title, an inline error line and Esc to close."""
-
-    BINDINGS = [Binding("escape", "close", "Cancel")]
-
-    @property
-    def hms(self) -> HmsApp:
-        return cast("HmsApp", self.app)
-
-    def action_close(self) -> None:
-        self.dismiss(None)
-
-    def show_error(self, message: str) -> None:
-        self.query_one(".error", Static).update(Text(printable(message)))
-
-    def fail(self, exc: HmsError) -> None:
-        self.show_error(str(exc))
-
-
 class CheckinDialog(Dialog):
     """Check a patient in: the doctor list (last used preselected) and a priority; Enter
     confirms. The idempotency key is made once per dialog, so a retry after a lost reply
     returns the visit already created."""
 
-    DEFAULT_CSS = DIALOG_CSS.format(name="CheckinDialog")
     BINDINGS = [
         Binding("escape", "close", "Cancel"),
         Binding("n", "priority('NORMAL')", "Normal"),
@@ -120,7 +90,6 @@ class CheckinDialog(Dialog):
 class DoctorPicker(Dialog):
     """Pick a doctor (for transfer); returns the code."""
 
-    DEFAULT_CSS = DIALOG_CSS.format(name="DoctorPicker")
 
     def __init__(self, title: str, board: tuple[DoctorBoard, ...], exclude: str | None = None
                  ) -> None:
@@ -140,7 +109,6 @@ class DoctorPicker(Dialog):
 
 
 class PriorityPicker(Dialog):
-    DEFAULT_CSS = DIALOG_CSS.format(name="PriorityPicker")
 
     def __init__(self, visit: Visit) -> None:
         super().__init__()
@@ -163,7 +131,6 @@ class PriorityPicker(Dialog):
 class ReasonDialog(Dialog):
     """Ask for a reason (optional or required); returns the text, or None if cancelled."""
 
-    DEFAULT_CSS = DIALOG_CSS.format(name="ReasonDialog")
 
     def __init__(self, title: str, *, required: bool, max_length: int = 200) -> None:
         super().__init__()

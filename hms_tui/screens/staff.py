@@ -10,17 +10,15 @@ from textual.widgets import Footer, Label, Static
 
 from hms_tui.domain.errors import HmsError, InvalidInput
 from hms_tui.domain.textsafe import printable
-from hms_tui.screens.forms import FORM_CSS
-from hms_tui.screens.pickers import Dialog
+from hms_tui.screens.dialog import FormDialog
 from hms_tui.services.staff import ROLES, Staff, StaffMember, check_login, check_password, check_role
 from hms_tui.widgets.text_input import TextInput
 
 
-class StaffDialog(Dialog):
+class StaffDialog(FormDialog):
     """Add a staff login. The password goes to PostgreSQL only as a SCRAM verifier; leave it
     empty for peer or certificate authentication. Returns the new StaffMember."""
 
-    DEFAULT_CSS = FORM_CSS.format(name="StaffDialog")
     BINDINGS = [Binding("escape", "close", "Cancel"), Binding("ctrl+s", "save", "Save")]
 
     def compose(self) -> ComposeResult:

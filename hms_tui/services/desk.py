@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import UTC, date, tzinfo
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from hms_tui.db.connection import Database, Row
 from hms_tui.domain import validation as v
@@ -134,6 +135,13 @@ class Desk:
             },
         )
         return ClinicRules(**row)
+
+    def zone(self) -> tzinfo:
+        """The clinic's time zone, for showing times (UTC if this machine does not know it)."""
+        try:
+            return ZoneInfo(self.rules().timezone)
+        except (ValueError, KeyError):
+            return UTC
 
     def business_date(self) -> date:
         return self._one("SELECT hms.business_date() AS d", read=True)["d"]  # type: ignore[no-any-return]
