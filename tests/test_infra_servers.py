@@ -1,6 +1,7 @@
 """The test infrastructure itself (tests/infra): clusters, replication, failover, PgBouncer
 and the no-orphans guarantee, against the real binaries. These also pin down the PostgreSQL
 and PgBouncer behaviour docs/deploying.md relies on."""
+# ruff: noqa: F811  (fixtures imported from tests.infra.fixtures are parameters here)
 
 from __future__ import annotations
 
@@ -169,7 +170,7 @@ def test_pgbouncer_refuses_untracked_startup_parameters_unless_ignored(
 
     # asyncpg's server_settings (what Database.connect_async sends today) ...
     with pytest.raises(asyncpg.ProtocolViolationError,
-                       match="unsupported startup parameter: hms.terminal"):
+                       match=r"unsupported startup parameter: hms\.terminal"):
         asyncio.run(asyncpg_terminal(strict.port))
     assert "unsupported startup parameter: hms.terminal" in strict.log_text()
     # ... and libpq's options= are refused; application_name is tracked and passes.
