@@ -249,7 +249,7 @@ def test_service_file_errors(env: dict[str, str], tmp_path: Path,
     with pytest.raises(TargetError, match='definition of service "nope" not found'):
         asyncpg_target("service=nope", environ=env)
     setenv(env, monkeypatch, PGSERVICEFILE=str(tmp_path / "missing.conf"))
-    with pytest.raises(TargetError, match='service file ".*missing.conf" not found'):
+    with pytest.raises(TargetError, match=r'service file ".*missing\.conf" not found'):
         asyncpg_target("service=x", environ=env)
     bad = tmp_path / "bad.conf"
     setenv(env, monkeypatch, PGSERVICEFILE=str(bad))
@@ -362,9 +362,9 @@ def test_ssl_modes_have_libpqs_meanings(env: dict[str, str], certs: dict[str, Pa
     verify_full = ctx_of(f"host=a sslmode=verify-full sslrootcert={root}", env)
     assert verify_full.verify_mode == ssl.CERT_REQUIRED and verify_full.check_hostname
     assert verify_full.minimum_version == ssl.TLSVersion.TLSv1_2
-    with pytest.raises(TargetError, match="root certificate file .* does not exist"):
+    with pytest.raises(TargetError, match=r"root certificate file .* does not exist"):
         asyncpg_target("host=a sslmode=verify-ca", environ=env)
-    with pytest.raises(TargetError, match="root certificate file .*nope.crt"):
+    with pytest.raises(TargetError, match=r"root certificate file .*nope\.crt"):
         asyncpg_target("host=a sslmode=verify-full sslrootcert=/nope.crt", environ=env)
     # libpq: with a root certificate file present, require verifies like verify-ca.
     dot = Path(env["HOME"]) / ".postgresql"

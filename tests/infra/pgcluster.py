@@ -373,9 +373,12 @@ class Cluster:
     # -- connecting
 
     def dsn(self, dbname: str = "postgres", user: str = SUPERUSER, **extra: Any) -> str:
-        """A key=value conninfo over TCP (with the password under scram)."""
+        """A key=value conninfo over TCP (with the password under scram). It pins what a
+        test's PG* variables could otherwise change (PGTARGETSESSIONATTRS, ...)."""
         params: dict[str, Any] = {"host": self.host, "port": self.port, "dbname": dbname,
-                                  "user": user, "connect_timeout": 5}
+                                  "user": user, "connect_timeout": 5,
+                                  "target_session_attrs": "any", "sslmode": "prefer",
+                                  "options": ""}
         if self.password and user == SUPERUSER:
             params["password"] = self.password
         params.update(extra)
