@@ -26,7 +26,16 @@ from tests.infra.fixtures import (  # noqa: F401
     replica_set_factory,
 )
 from tests.infra.pgbouncer import Bouncer
-from tests.infra.pgcluster import Cluster, ReplicaSet, detach, server_version
+from tests.infra.pgcluster import (
+    Cluster,
+    ReplicaSet,
+    detach,
+    fence,
+    rejoin_as_standby,
+    server_version,
+    wait_caught_up,
+    wait_streaming,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -213,3 +222,46 @@ def test_a_killed_test_process_leaves_no_server_behind(tmp_path: Path) -> None:
             time.monotonic() < deadline:
         time.sleep(0.1)
     assert not Path(pg_base).exists() and not Path(bouncer_base).exists()
+
+
+def test_old_primary_fenced_or_rewound_never_takes_writes(
+    replica_set_factory: Callable[..., ReplicaSet],
+) -> None:
+    for how in ("fence", "rewind"):
+        rs = replica_set_factory(synchronous=False, standbys=1)
+        old, new = rs.primary, rs.standby
+        old.psql("CREATE TABLE t (x int)")
+        old.psql("INSERT INTO t VALUES (1)")
+        wait_caught_up(old, new)
+        detach(new)
+        old.psql("INSERT INTO t VALUES (2)")  # acknowledged, never replicated
+        rs.failover()
+        new.psql("INSERT INTO t VALUES (3)")
+        if how == "fence":
+            fence(old, new)
+            old.start()
+        else:
+            assert rejoin_as_standby(old, new) < 30
+            assert wait_streaming(new, old) == "async"
+            wait_caught_up(new, old)
+            assert old.psql("SELECT x FROM t ORDER BY x") == [(1,), (3,)]  # 2 was discarded
+        assert old.is_in_recovery(), how
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            old.psql("INSERT INTO t VALUES (4)")
+
+
+def test_failover_with_two_standbys_repoints_the_other_and_keeps_it_synchronous(
+    replica_set_factory: Callable[..., ReplicaSet],
+) -> None:
+    rs = replica_set_factory(synchronous=True, standbys=2)
+    s1, s2 = rs.standbys
+    rs.primary.psql("CREATE TABLE t (x int)")
+    rs.primary.psql("INSERT INTO t VALUES (1)")
+    rs.failover(promote=s1)
+    assert rs.primary is s1 and rs.standbys == [s2]
+    assert s1.value("SHOW synchronous_standby_names") == "s2"
+    assert wait_streaming(s1, s2) == "sync"
+    s1.psql("INSERT INTO t VALUES (2)")  # returns only once s2 has it
+    wait_caught_up(s1, s2)
+    assert s2.psql("SELECT x FROM t ORDER BY x") == [(1,), (2,)]
+    assert s2.timeline() == s1.timeline() == 2

@@ -569,6 +569,46 @@ def repoint(standby: Cluster, new_primary: Cluster, *, slot: bool = True) -> Non
     standby.primary = new_primary
 
 
+def fence(old_primary: Cluster, new_primary: Cluster) -> None:
+    """Make a stopped old primary start read-only: ``standby.signal`` and a primary_conninfo
+    naming the new primary. It will not take writes; having diverged it cannot follow (and
+    after such a start pg_rewind no longer helps: rebuild it). Call while it is stopped."""
+    if old_primary.running:
+        raise ClusterError(f"{old_primary.name} is running: fence it before it starts")
+    signal_file = old_primary.data_dir / "standby.signal"
+    signal_file.write_text("")
+    _chown(signal_file)
+    with (old_primary.data_dir / "postgresql.auto.conf").open("a") as auto:
+        auto.write("primary_conninfo = "
+                   f"{_quote_conf(replication_conninfo(new_primary, old_primary.name))}\n")
+    old_primary.primary = new_primary
+
+
+def rejoin_as_standby(old_primary: Cluster, new_primary: Cluster, *,
+                      start: bool = True) -> float:
+    """``pg_rewind`` a stopped (e.g. killed, never restarted) old primary onto the new one and
+    start it as its standby. Returns the seconds pg_rewind took. Rewinding discards what only
+    the old primary had: copy ``data_dir`` first if that is needed."""
+    if old_primary.running:
+        raise ClusterError(f"{old_primary.name} is running: stop it first")
+    started = time.monotonic()
+    # pg_rewind reads the source's timeline from its control file, which a recent promotion
+    # has not updated until a checkpoint: without this it says "no rewind required".
+    new_primary.psql("CHECKPOINT")
+    old_primary._run([str(old_primary.bindir / "pg_rewind"), "-D", str(old_primary.data_dir),
+                      "--source-server", new_primary.dsn(), "-R"])
+    took = time.monotonic() - started
+    old_primary.write_local_conf()  # pg_rewind copied the source's files over ours
+    with (old_primary.data_dir / "postgresql.auto.conf").open("a") as auto:
+        auto.write("primary_conninfo = "
+                   f"{_quote_conf(replication_conninfo(new_primary, old_primary.name))}\n")
+        auto.write("primary_slot_name = ''\n")
+    old_primary.primary = new_primary
+    if start:
+        old_primary.start()
+    return took
+
+
 def synchronous_names(standbys: Sequence[Cluster]) -> str:
     """'s1' for one standby, 'ANY 1 (s1, s2)' for more (one stalled standby stalls nothing)."""
     if not standbys:
