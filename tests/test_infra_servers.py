@@ -24,6 +24,8 @@ from tests.infra.fixtures import (  # noqa: F401
     no_leftover_servers,
     pg_cluster,
     replica_set_factory,
+    require_pgbouncer,
+    require_postgres,
 )
 from tests.infra.pgbouncer import Bouncer
 from tests.infra.pgcluster import (
@@ -198,6 +200,8 @@ def test_pgbouncer_refuses_untracked_startup_parameters_unless_ignored(
 
 
 def test_a_killed_test_process_leaves_no_server_behind(tmp_path: Path) -> None:
+    require_postgres()
+    require_pgbouncer()
     child = subprocess.run(
         [sys.executable, "-c", (
             "import os, signal\n"

@@ -405,14 +405,10 @@ def test_ssl_modes_against_a_real_server(env: dict[str, str], certs: dict[str, P
     passes without any root certificate, and a wrong CA fails verify-ca."""
     import asyncpg
 
-    from tests.infra.pgcluster import Cluster, _chown, find_bindir
+    from tests.infra.fixtures import require_postgres
+    from tests.infra.pgcluster import Cluster, _chown
 
-    try:
-        find_bindir()
-    except lt.TargetError:  # pragma: no cover
-        raise
-    except Exception as exc:
-        pytest.skip(str(exc))
+    require_postgres()
     cluster = Cluster("tls")
     try:
         cluster.init()
