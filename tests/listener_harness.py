@@ -9,9 +9,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from hms_tui.db.connection import Database
 from hms_tui.domain.events import ConnectionState, ConnectionUpdate, Event, QueueUpdate
 from hms_tui.services.desk import Desk
 from hms_tui.services.live import Listener
+
+# Tests notice a dead connection in about 2 s and reconnect at once; the backup poll stays
+# slow so that it cannot hide a missed signal.
+FAST: dict[str, float] = {"heartbeat": 1.0, "heartbeat_timeout": 1.0, "poll_interval": 120.0,
+                          "backoff_start": 0.05, "backoff_cap": 0.5, "offline_after": 1.0}
+
+
+def fast_listener(db: Database, *, masked: bool = False, **overrides: float) -> Listener:
+    """The listener every test uses (``overrides`` change the timings above)."""
+    return Listener(db, masked=masked, **{**FAST, **overrides})
 
 
 class ListenerHarness:

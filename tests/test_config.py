@@ -130,12 +130,12 @@ def test_listener_tls_follows_libpq_modes(tmp_path: Path, monkeypatch: pytest.Mo
                     "-out", str(ca), "-days", "1", "-subj", "/CN=hms-tui-test"],
                    check=True, capture_output=True)
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert ssl_for({"sslmode": "disable"}) is False
-    assert ssl_for({"sslmode": "prefer", "sslrootcert": str(ca)}) == "prefer"
-    required = ssl_for({"sslmode": "require"})
+    assert ssl_for({"sslmode": "disable"}, tmp_path) is False
+    assert ssl_for({"sslmode": "prefer", "sslrootcert": str(ca)}, tmp_path) == "prefer"
+    required = ssl_for({"sslmode": "require"}, tmp_path)
     assert (required.verify_mode, required.check_hostname) == (ssl.CERT_NONE, False)
     for mode, hostname in (("verify-ca", False), ("verify-full", True)):
-        ctx = ssl_for({"sslmode": mode, "sslrootcert": str(ca)})
+        ctx = ssl_for({"sslmode": mode, "sslrootcert": str(ca)}, tmp_path)
         assert (ctx.verify_mode, ctx.check_hostname) == (ssl.CERT_REQUIRED, hostname)
     db = Database("postgresql://desk@127.0.0.1:1/hms", ssl={"sslmode": "verify-full"})
     with pytest.raises(DatabaseUnavailable, match="cannot connect"):

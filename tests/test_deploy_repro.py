@@ -41,17 +41,9 @@ from tests.infra.fixtures import (  # noqa: F401
 )
 from tests.infra.pgbouncer import Bouncer
 from tests.infra.pgcluster import Cluster, ReplicaSet, detach, wait_caught_up
-from tests.listener_harness import ListenerHarness
+from tests.listener_harness import ListenerHarness, fast_listener
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def fast_listener(db: Database, **overrides: Any) -> Listener:
-    options: dict[str, Any] = {"heartbeat": 1.0, "heartbeat_timeout": 1.0,
-                               "poll_interval": 120.0,  # the backup poll must not hide a miss
-                               "backoff_start": 0.05, "backoff_cap": 0.5, "offline_after": 2.0}
-    options.update(overrides)
-    return Listener(db, **options)
 
 
 def with_dbname(dsn: str, dbname: str) -> str:

@@ -201,7 +201,15 @@ def test_transition(
         assert snapshot(sql, vid) == before
         return
 
+    clock = "SELECT clock_timestamp()"
+    started = sql.execute(clock).fetchone()[0]  # type: ignore[index]
     result = ACTIONS[action](desk, vid)
+    finished = sql.execute(clock).fetchone()[0]  # type: ignore[index]
+
+    def by_the_database_clock(at: Any) -> bool:
+        """Stamped by the server while the action ran (not by this machine's clock)."""
+        return at is not None and started <= at <= finished
+
     after = snapshot(sql, vid)
     assert after["visit"]["status"] == expected.value
     assert after["audit"] > before["audit"]
@@ -231,15 +239,16 @@ def test_transition(
         assert after["visit"]["priority"] == "URGENT"
     elif action == "recall":
         assert result.call_count == old["call_count"] + 1 == 2
+        assert by_the_database_clock(result.called_at)
     elif action == "call":
         assert result.call_count == 1
-        assert result.called_at is not None
-    elif action == "cancel":
-        assert result.cancel_reason == "patient left"
+        assert by_the_database_clock(result.called_at)
     elif action == "start":
-        assert result.started_at is not None
-    elif action in ("complete", "no_show"):
-        assert result.ended_at is not None
+        assert by_the_database_clock(result.started_at)
+    elif action in ("complete", "no_show", "cancel"):
+        assert by_the_database_clock(result.ended_at)
+        if action == "cancel":
+            assert result.cancel_reason == "patient left"
     elif action == "requeue":
         assert (result.call_count, result.position, result.ended_at) == (0, 1, None)
     elif action == "skip":

@@ -19,11 +19,11 @@ from hms_tui.services.desk import Desk
 from hms_tui.widgets.bigtext import BigText, render_big
 from hms_tui.widgets.status import ConnectionBadge
 from tests.tui_helpers import (
-    fast_listener,
     make_app,
     run,
     screen_text,
     static_text,
+    tui_listener,
     wait_live,
     wait_until,
 )
@@ -242,7 +242,7 @@ def test_offline_banner_replaces_the_numbers_until_reconnected(
 ) -> None:
     desk.checkin("D1", clinic["patients"][0])
     dbname = sql.info.dbname
-    listener = fast_listener(desk, masked=True, offline_after=0.3)
+    listener = tui_listener(desk, masked=True, offline_after=0.3)
 
     async def go() -> None:
         app = make_app(Role.DISPLAY, desk, listener=listener)

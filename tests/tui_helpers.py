@@ -21,6 +21,7 @@ from hms_tui.config import DisplaySettings, Settings
 from hms_tui.domain.events import ConnectionState
 from hms_tui.services.desk import Desk
 from hms_tui.services.live import Listener
+from tests.listener_harness import fast_listener
 
 T = TypeVar("T")
 
@@ -41,12 +42,11 @@ HOSTILE_NAMES = [
 ]
 
 
-def fast_listener(desk: Desk, *, masked: bool = False, **overrides: float) -> Listener:
-    """A listener that reconnects quickly (the heartbeat keeps its default: a loaded test
-    machine must not look like a dead connection)."""
-    params: dict[str, float] = {"backoff_start": 0.05, "backoff_cap": 0.3, "offline_after": 0.5}
-    params.update(overrides)
-    return Listener(desk.db, masked=masked, **params)
+def tui_listener(desk: Desk, *, masked: bool = False, **overrides: float) -> Listener:
+    """The tests' listener with the default heartbeat: a loaded test machine running a
+    Textual app must not look like a dead connection."""
+    return fast_listener(desk.db, masked=masked,
+                         **{"heartbeat": 5.0, "heartbeat_timeout": 5.0, **overrides})
 
 
 def settings_with(**display: Any) -> Settings:
@@ -61,7 +61,7 @@ def make_app(role: Role, desk: Desk, *, settings: Settings | None = None,
     settings = settings or Settings(display=DisplaySettings(bell=False))
     kwargs.setdefault("clock", lambda: FROZEN)
     kwargs.setdefault("ascii_only", False)
-    listener = listener or fast_listener(desk, masked=role == Role.DISPLAY)
+    listener = listener or tui_listener(desk, masked=role == Role.DISPLAY)
     app = create_app(role, desk, settings, listener=listener, **kwargs)
     # Keep every notification (toasts expire; a slow machine must not lose one).
     log: list[tuple[str, str]] = []
