@@ -48,7 +48,7 @@ def nochain_variant() -> str:
     sha256), read from the migration so the baseline never drifts from the real function."""
     from importlib import resources
 
-    core = (resources.files("hms_tui.db") / "migrations" / "0001_core.sql").read_text()
+    core = (resources.files("hms_tui.db") / "sql" / "routines" / "10_audit.sql").read_text()
     match = re.search(r"CREATE FUNCTION hms\.audit_append\(.*?END \$\$;", core, re.S)
     assert match is not None, "hms.audit_append not found in 0001_core.sql"
     hashing = "r.hash      := sha256(r.prev_hash || convert_to(hms.audit_canon(r), 'UTF8'));"

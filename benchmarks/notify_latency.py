@@ -35,7 +35,8 @@ import contextlib
 
 from hms_tui.db import migrate
 from hms_tui.db.connection import Database
-from hms_tui.db.listener import ConnectionState, ConnectionUpdate, Listener, QueueUpdate
+from hms_tui.domain.events import ConnectionState, ConnectionUpdate, QueueUpdate
+from hms_tui.services.live import Listener
 
 DOCTORS = ("D1", "D2", "D3", "D4")
 
