@@ -114,13 +114,13 @@ def test_replaying_the_trail_rebuilds_the_queue(desk: Desk, sql: psycopg.Connect
     desk.cancel(visits[1])
     desk.skip(visits[2], 2)
     desk.call_next("D1")
+    # The latest image of each visit, ranked by the one definition of the queue order.
     replayed = sql.execute(
-        """SELECT array_agg(id ORDER BY priority DESC, queue_key, id) FROM (
-               SELECT DISTINCT ON (entity_id) entity_id AS id, after->>'status' AS status,
-                      (after->>'priority')::hms.priority AS priority,
-                      (after->>'queue_key')::numeric AS queue_key
-                 FROM hms.audit_events WHERE entity = 'visits' ORDER BY entity_id, seq DESC) s
-            WHERE status = 'WAITING'""").fetchone()
+        """SELECT array_agg((r.visit).id ORDER BY r.ord) FILTER (WHERE r.position IS NOT NULL)
+             FROM hms.ranked(ARRAY(
+                      SELECT DISTINCT ON (entity_id) jsonb_populate_record(NULL::hms.visits, after)
+                        FROM hms.audit_log WHERE entity = 'visits'
+                       ORDER BY entity_id, seq DESC NULLS FIRST, ticket DESC), 0) r""").fetchone()
     assert replayed is not None
     live = [v.visit_id for v in desk.queue("D1") if v.position is not None]
     assert replayed[0] == live

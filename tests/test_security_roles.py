@@ -53,7 +53,7 @@ R, D, S, A = "hms_reception", "hms_doctor", "hms_display", "hms_admin"
 EXECUTE: dict[str, frozenset[str]] = {}
 for _fns, _who in [
     (["clinic_timezone()", "business_date()", "get_rules()", "doctor_list()", "doctor_board()",
-      "whoami()"], ALL),
+      "whoami()", "session_limits()"], ALL),
     (["display_rows()", "live_display(text[],bigint[])"], {S, A}),
     (["get_doctor(text)", "queue(text,boolean)", "live_queues(text[],bigint[])",
       "visit_info(bigint,boolean)",
@@ -68,7 +68,8 @@ for _fns, _who in [
     (["add_doctor(text,text,text,text)", "update_doctor(text,text,text,text,boolean)",
       "configure(text,text,integer,integer,integer,integer)",
       "audit_tail(integer,text,text,bigint)", "staff_add(text,text,text[],text)", "staff_list()",
-      "staff_disable(text)", "staff_enable(text)", "staff_link(text,text,boolean)"], {A}),
+      "staff_disable(text)", "staff_enable(text)", "staff_link(text,text,boolean)",
+      "audit_seal(integer)"], {A}),
 ]:
     for _fn in _fns:
         EXECUTE[f"hms.{_fn}"] = frozenset(_who)
@@ -80,6 +81,8 @@ RELATION: dict[tuple[str, str], frozenset[str]] = {
     ("hms.display_queue", "SELECT"): frozenset({S, A}),
     ("hms.audit_events", "SELECT"): frozenset({A}),  # audit verify
     ("hms.audit_head", "SELECT"): frozenset({A}),
+    ("hms.audit_pending", "SELECT"): frozenset({A}),  # not sealed yet
+    ("hms.audit_log", "SELECT"): frozenset({A}),
 }
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 SEQUENCE_PRIVILEGES = ("USAGE", "SELECT", "UPDATE")

@@ -162,7 +162,7 @@ def print_timeline(visit_id: int, entries: Iterable[TimelineEntry], zone: tzinfo
         status = (f"{e.status_before or ''} → {e.status_after or ''}"
                   if e.status_before != e.status_after else (e.status_after or ""))
         detail = ", ".join(f"{k}={v}" for k, v in e.detail.items())
-        tbl.add_row(str(e.seq), e.at.astimezone(zone).strftime("%H:%M:%S"),
+        tbl.add_row(str(e.seq or "…"), e.at.astimezone(zone).strftime("%H:%M:%S"),
                     duration(e.since_previous),
                     t(e.action), t(status), t(e.actor), t(e.terminal), t(detail))
     console.print(tbl)
@@ -174,7 +174,8 @@ def print_audit(entries: Iterable[AuditEntry], zone: tzinfo) -> None:
     for e in entries:
         status = (f"{e.status_before or ''} → {e.status_after or ''}"
                   if e.status_before or e.status_after else "")
-        tbl.add_row(str(e.seq), e.at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"), t(e.actor),
+        tbl.add_row(str(e.seq or "…"), e.at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+                    t(e.actor),
                     t(e.terminal),
                     t(e.action), t(f"{e.entity} {e.entity_id or ''}"), str(e.visit_id or ""),
                     t(status))

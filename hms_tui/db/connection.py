@@ -1,10 +1,10 @@
 """Connections. One ``Database`` per process: a libpq conninfo, one pool for every synchronous
 call (desk, staff, audit), and asyncpg connections for the listener (``libpq_target``).
 
-* Every call is one simple-protocol message of two statements -- the terminal label as a
-  transaction-local setting, then the call -- so it is one transaction and one round trip,
-  carries no session state, and uses no server-side prepared statement: safe through any
-  pooler (PgBouncer in transaction mode included).
+* Every call is one simple-protocol message of two statements -- the terminal label and the
+  clinic's timeouts as transaction-local settings, then the call -- so it is one transaction
+  and one round trip, carries no session state, and uses no server-side prepared statement:
+  safe through any pooler (PgBouncer in transaction mode included).
 * The pool checks a connection before handing it out (SQLAlchemy's pre-ping): after an
   outage the first call on a terminal gets a fresh connection instead of a dead one.
 * libpq conventions hold: an empty URL means PG* variables; passwords come from ~/.pgpass,
@@ -46,6 +46,13 @@ KEEPALIVE_OPTIONS: Mapping[str, str] = {
 }
 DEFAULT_POOL_SIZE = 1
 Row = dict[str, Any]
+# Sent before every call, in the same message and transaction: the terminal's label for the
+# audit trail, and the timeouts the clinic allows (hms.begin_action refuses a desk action
+# in a session without them), whatever the session or role was set to.
+CALL_PREFIX = ("SELECT set_config('hms.terminal', %(_terminal)s, true), "
+               "set_config('statement_timeout', l.statement_timeout, true), "
+               "set_config('idle_in_transaction_session_timeout', l.idle_timeout, true) "
+               "FROM hms.session_limits() l; ")
 
 
 @dataclass
@@ -163,8 +170,7 @@ class Database:
             try:
                 with translated_errors(), self.pooled() as conn:
                     cur = ClientCursor(conn, row_factory=dict_row)
-                    cur.execute("SELECT set_config('hms.terminal', %(_terminal)s, true); " + sql,
-                                {"_terminal": self.terminal, **(params or {})})
+                    cur.execute(CALL_PREFIX + sql, {"_terminal": self.terminal, **(params or {})})
                     cur.nextset()
                     return cur.fetchall() if cur.description else []
             except DatabaseUnavailable:

@@ -184,7 +184,7 @@ class ClinicRules:
 
 @dataclass(frozen=True)
 class TimelineEntry:
-    seq: int
+    seq: int | None  # None until sealed into the hash chain (a moment after commit)
     at: datetime
     actor: str
     terminal: str | None
@@ -198,7 +198,8 @@ class TimelineEntry:
 
 @dataclass(frozen=True)
 class AuditEntry:
-    seq: int
+    seq: int | None  # None until sealed into the hash chain (a moment after commit)
+    ticket: int | None  # the order of changes not sealed yet
     at: datetime
     actor: str
     terminal: str | None

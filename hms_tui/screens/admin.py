@@ -264,13 +264,13 @@ class AdminScreen(LiveScreen):
                          visit_id=int(visit_text) if visit_text else None, done=self.show_audit)
 
     def show_audit(self, entries: list[AuditEntry]) -> None:
-        self.audit = {str(e.seq): e for e in entries}
+        self.audit = {audit_key(e): e for e in entries}
         zone = self.hms.clinic_zone
         rows: list[tuple[str, list[Cell]]] = []
         for e in entries:
             status = (f"{e.status_before or ''} -> {e.status_after or ''}"
                       if e.status_before or e.status_after else "")
-            rows.append((str(e.seq), [str(e.seq), e.at.astimezone(zone).strftime("%m-%d %H:%M:%S"),
+            rows.append((audit_key(e), [str(e.seq or "…"), e.at.astimezone(zone).strftime("%m-%d %H:%M:%S"),
                                       cell(e.actor), cell(e.terminal), cell(e.action),
                                       cell(f"{e.entity} {e.entity_id or ''}"),
                                       str(e.visit_id or ""), cell(status)]))
@@ -284,3 +284,8 @@ class AdminScreen(LiveScreen):
             self.notify("This event is not about a visit.", severity="warning")
             return
         self.app.push_screen(TimelineDialog(entry.visit_id, f"Timeline of visit {entry.visit_id}"))
+
+
+def audit_key(entry: AuditEntry) -> str:
+    """A row's key: its seq, or its ticket while it is not sealed yet."""
+    return str(entry.seq) if entry.seq is not None else f"t{entry.ticket}"

@@ -18,11 +18,60 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = p_code, MESSAGE = p_message;
 END $$;
 
--- Names the desk action for the audit trail (transaction-local).
-CREATE FUNCTION hms.begin_action(p_action text) RETURNS void
-LANGUAGE sql AS $$
-    SELECT set_config('hms.action', p_action, true)
+-- Superusers and members of the schema owner (the embedded default, the demo, maintenance)
+-- are trusted with the schema; every other login is staff.
+CREATE FUNCTION hms.session_is_owner() RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT r.rolsuper OR pg_has_role(session_user, (SELECT c.relowner FROM pg_class c
+                                                     WHERE c.oid = 'hms.visits'::regclass),
+                                     'MEMBER')
+      FROM pg_roles r
+     WHERE r.rolname = session_user
 $$;
+
+-- The longest statement and idle-in-transaction timeouts a desk session may have, as
+-- settings values; hms_tui sets them with every call (db/connection.py).
+CREATE FUNCTION hms.session_limits(OUT statement_timeout text, OUT idle_timeout text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
+    SELECT statement_limit_s || 's', idle_limit_s || 's' FROM hms.settings
+$$;
+
+-- Every desk action begins here: the session must not be able to hold what the action locks
+-- longer than the clinic allows, and a staff login must belong to this clinic.
+--   * the action is its own transaction (not inside BEGIN ... COMMIT, where a client could
+--     keep the queue's lock while it waits);
+--   * statement_timeout and idle_in_transaction_session_timeout are on and within the
+--     clinic's limits (whatever the session or the role was set to).
+-- Then the action is named for the audit trail (transaction-local).
+CREATE FUNCTION hms.begin_action(p_action text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    lim record;
+BEGIN
+    IF NOT coalesce(hms.session_is_owner(), false) THEN
+        IF NOT EXISTS (SELECT 1 FROM hms.staff WHERE login = session_user) THEN
+            PERFORM hms.fail('HM403', format('login %s is not staff of this clinic (%s)',
+                                             session_user, current_database()));
+        END IF;
+        IF statement_timestamp() <> transaction_timestamp() THEN
+            PERFORM hms.fail('HM403', 'a desk action runs as a transaction of its own, not '
+                             'inside a longer one (BEGIN ... COMMIT); nothing was changed');
+        END IF;
+        SELECT * INTO lim FROM hms.session_limits();
+        IF current_setting('statement_timeout')::interval NOT BETWEEN interval '1 ms'
+                                                             AND lim.statement_timeout::interval
+           OR current_setting('idle_in_transaction_session_timeout')::interval
+                  NOT BETWEEN interval '1 ms' AND lim.idle_timeout::interval THEN
+            PERFORM hms.fail('HM403', format(
+                'this session''s timeouts (statement %s, idle in transaction %s) are off or '
+                'above the clinic''s limits (%s, %s); nothing was changed',
+                current_setting('statement_timeout'),
+                current_setting('idle_in_transaction_session_timeout'),
+                lim.statement_timeout, lim.idle_timeout));
+        END IF;
+    END IF;
+    PERFORM set_config('hms.action', p_action, true);
+END $$;
 
 CREATE FUNCTION hms.parse_priority(p text) RETURNS hms.priority
 LANGUAGE plpgsql IMMUTABLE AS $$
@@ -37,3 +86,10 @@ CREATE FUNCTION hms.make_token(p_prefix text, p_serial integer) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT p_prefix || '-' || hms.pad_number(p_serial, 3)
 $$;
+
+-- A trigger that refuses the change with the message it is given.
+CREATE FUNCTION hms.reject_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'HM423', MESSAGE = TG_ARGV[0];
+END $$;

@@ -1,12 +1,21 @@
--- The audit trail: chained rows, written by triggers, never changed.
+-- The audit trail: every change, sealed into a hash chain at commit, never changed.
 --
--- Every insert, update or delete of an audited table writes a row with the full before and
--- after images. seq is gap-free and in commit order: it is allocated under the audit_head row
--- lock, held until the writing transaction ends. Each row's hash covers the previous hash.
+-- Every insert, update or delete of an audited table records the full before and after
+-- images. A change is first written to hms.audit_pending, with no lock, under a ticket taken
+-- as it is made. At commit it is sealed: hms.audit_seal takes the chain's head (never waiting
+-- for it: if another transaction is sealing, that one or the next seals these rows too),
+-- gives every committed pending row the next gap-free seq in ticket order, chains its hash
+-- to the previous row's and moves it to hms.audit_events. So the head lock is held only
+-- while sealing, just before a commit, never across time a client controls, and no writer
+-- ever waits for another clinic queue's writer.
+--
+-- Order: a row written by one transaction and then by another is sealed in that order (the
+-- second waited for the first's commit before its ticket), so replaying the trail in seq order
+-- rebuilds every row; unrelated changes sealed together are in ticket order.
 -- hms_tui/services/audit.py rebuilds the canonical text independently; tests compare the two.
 
 -- Canonical text of a row for hashing: each field '<length, or - for NULL>:<text>', joined by
--- '|'. Plain concatenation: it runs while the head lock is held.
+-- '|'.
 CREATE FUNCTION hms.canon_field(f text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN f IS NULL THEN '-:' ELSE length(f)::text || ':' || f END
@@ -29,35 +38,104 @@ LANGUAGE sql IMMUTABLE AS $$
         || '|' || hms.canon_field(encode(r.prev_hash, 'hex'))
 $$;
 
--- lock_timeout: a direct write (not through a desk action) never waits forever for the head.
+-- Record one change (pending until sealed). Audited writes run at READ COMMITTED, as every
+-- desk action does.
 CREATE FUNCTION hms.audit_append(
     p_entity text, p_entity_id bigint, p_visit_id bigint, p_op text, p_before jsonb, p_after jsonb
 ) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp SET lock_timeout = '5s' AS $$
 DECLARE
-    head  hms.audit_head;
-    r     hms.audit_events;
     label text := nullif(current_setting('hms.terminal', true), '');
 BEGIN
-    SELECT * INTO head FROM hms.audit_head FOR UPDATE;
-    r.seq       := head.last_seq + 1;
-    r.at        := now();
-    r.actor     := session_user;
-    r.terminal  := CASE WHEN hms.is_clean_text(label, 40) THEN label ELSE '(invalid label)' END;
-    r.action    := coalesce(nullif(current_setting('hms.action', true), ''),
-                            lower(p_op) || '_' || p_entity);
-    r.entity    := p_entity;
-    r.entity_id := p_entity_id;
-    r.visit_id  := p_visit_id;
-    r.op        := p_op;
-    r.txid      := pg_current_xact_id()::text::bigint;
-    r.before    := p_before;
-    r.after     := p_after;
-    r.prev_hash := head.last_hash;
-    r.hash      := sha256(r.prev_hash || convert_to(hms.audit_canon(r), 'UTF8'));
-    INSERT INTO hms.audit_events VALUES (r.*);
-    UPDATE hms.audit_head SET last_seq = r.seq, last_hash = r.hash;
+    INSERT INTO hms.audit_pending (ticket, at, actor, terminal, action, entity, entity_id,
+                                   visit_id, op, txid, before, after)
+    VALUES (nextval('hms.audit_ticket'), now(), session_user,
+            CASE WHEN hms.is_clean_text(label, 40) THEN label ELSE '(invalid label)' END,
+            coalesce(nullif(current_setting('hms.action', true), ''), lower(p_op) || '_' || p_entity),
+            p_entity, p_entity_id, p_visit_id, p_op, pg_current_xact_id()::text::bigint,
+            p_before, p_after);
 END $$;
+
+-- Seal committed pending rows (and this transaction's own) into the chain, at most p_limit
+-- of them; returns how many. Never waits: 0 when another transaction holds the head.
+CREATE FUNCTION hms.audit_seal(p_limit integer DEFAULT 1000) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp SET lock_timeout = '5s' AS $$
+DECLARE
+    head   hms.audit_head;
+    p      hms.audit_pending;
+    r      hms.audit_events;
+    sealed bigint[] := '{}';
+BEGIN
+    SELECT * INTO head FROM hms.audit_head FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    FOR p IN SELECT * FROM hms.audit_pending ORDER BY ticket LIMIT greatest(p_limit, 1) LOOP
+        r.seq       := head.last_seq + 1;
+        r.at        := p.at;
+        r.actor     := p.actor;
+        r.terminal  := p.terminal;
+        r.action    := p.action;
+        r.entity    := p.entity;
+        r.entity_id := p.entity_id;
+        r.visit_id  := p.visit_id;
+        r.op        := p.op;
+        r.txid      := p.txid;
+        r.before    := p.before;
+        r.after     := p.after;
+        r.prev_hash := head.last_hash;
+        r.hash      := sha256(r.prev_hash || convert_to(hms.audit_canon(r), 'UTF8'));
+        INSERT INTO hms.audit_events VALUES (r.*);
+        head.last_seq := r.seq;
+        head.last_hash := r.hash;
+        sealed := sealed || p.ticket;
+    END LOOP;
+    IF cardinality(sealed) > 0 THEN
+        PERFORM set_config('hms.sealing', 'on', true);
+        -- Exactly the rows sealed: a row committed meanwhile waits for the next seal.
+        DELETE FROM hms.audit_pending WHERE ticket = ANY (sealed);
+        PERFORM set_config('hms.sealing', '', true);
+        UPDATE hms.audit_head SET last_seq = head.last_seq, last_hash = head.last_hash;
+    END IF;
+    RETURN cardinality(sealed);
+END $$;
+
+-- At commit (a deferred trigger), once per transaction: seal what is pending.
+CREATE FUNCTION hms.audit_seal_at_commit() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp AS $$
+BEGIN
+    IF current_setting('hms.sealed', true) IS DISTINCT FROM 'yes' THEN
+        PERFORM set_config('hms.sealed', 'yes', true);
+        PERFORM hms.audit_seal();
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER audit_pending_seal AFTER INSERT ON hms.audit_pending
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION hms.audit_seal_at_commit();
+
+CREATE FUNCTION hms.audit_pending_guard() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' AND current_setting('hms.sealing', true) = 'on' THEN
+        RETURN OLD;  -- moved into the chain by hms.audit_seal
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = 'HM423', MESSAGE = 'the audit trail is append-only';
+END $$;
+CREATE TRIGGER audit_pending_append_only BEFORE UPDATE OR DELETE ON hms.audit_pending
+    FOR EACH ROW EXECUTE FUNCTION hms.audit_pending_guard();
+CREATE TRIGGER audit_pending_no_truncate BEFORE TRUNCATE ON hms.audit_pending
+    FOR EACH STATEMENT EXECUTE FUNCTION hms.reject_change('the audit trail is append-only');
+
+-- The whole trail, sealed rows first (in seq order) and then those not sealed yet (seq NULL,
+-- in ticket order): what reads of the trail use.
+CREATE VIEW hms.audit_log AS
+SELECT e.seq, NULL::bigint AS ticket, e.at, e.actor, e.terminal, e.action, e.entity,
+       e.entity_id, e.visit_id, e.op, e.txid, e.before, e.after
+  FROM hms.audit_events e
+UNION ALL
+SELECT NULL::bigint, p.ticket, p.at, p.actor, p.terminal, p.action, p.entity, p.entity_id,
+       p.visit_id, p.op, p.txid, p.before, p.after
+  FROM hms.audit_pending p;
 
 CREATE FUNCTION hms.audit_row() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp AS $$
@@ -85,11 +163,6 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION hms.reject_change() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION USING ERRCODE = 'HM423', MESSAGE = TG_ARGV[0];
-END $$;
 
 CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON hms.audit_events
     FOR EACH ROW EXECUTE FUNCTION hms.reject_change('the audit trail is append-only');
@@ -130,7 +203,7 @@ BEGIN
     RETURN QUERY
     SELECT e.seq, e.at, e.actor, e.terminal, e.action, e.entity,
            e.before ->> 'status', e.after ->> 'status',
-           e.at - lag(e.at) OVER (ORDER BY e.seq),
+           e.at - lag(e.at) OVER (ORDER BY e.seq NULLS LAST, e.ticket),
            CASE e.entity
                WHEN 'bills' THEN jsonb_build_object('bill_number', e.after ->> 'bill_number',
                                                     'total', e.after -> 'total', 'status', e.after ->> 'status')
@@ -141,22 +214,23 @@ BEGIN
                    'call_count', e.after -> 'call_count', 'reason', e.after ->> 'cancel_reason',
                    'transferred_from', e.after -> 'transferred_from'))
            END
-      FROM hms.audit_events e
+      FROM hms.audit_log e
      WHERE e.visit_id = p_visit
-     ORDER BY e.seq;
+     ORDER BY e.seq NULLS LAST, e.ticket;
 END $$;
 
 CREATE FUNCTION hms.audit_tail(p_limit integer DEFAULT 20, p_actor text DEFAULT NULL,
                                p_action text DEFAULT NULL, p_visit bigint DEFAULT NULL)
-RETURNS TABLE (seq bigint, at timestamptz, actor text, terminal text, action text, entity text,
-               entity_id bigint, visit_id bigint, status_before text, status_after text)
+RETURNS TABLE (seq bigint, ticket bigint, at timestamptz, actor text, terminal text,
+               action text, entity text, entity_id bigint, visit_id bigint, status_before text,
+               status_after text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
-    SELECT e.seq, e.at, e.actor, e.terminal, e.action, e.entity, e.entity_id, e.visit_id,
-           e.before ->> 'status', e.after ->> 'status'
-      FROM hms.audit_events e
+    SELECT e.seq, e.ticket, e.at, e.actor, e.terminal, e.action, e.entity, e.entity_id,
+           e.visit_id, e.before ->> 'status', e.after ->> 'status'
+      FROM hms.audit_log e
      WHERE (p_actor IS NULL OR e.actor = p_actor)
        AND (p_action IS NULL OR e.action = p_action)
        AND (p_visit IS NULL OR e.visit_id = p_visit)
-     ORDER BY e.seq DESC
+     ORDER BY e.seq DESC NULLS FIRST, e.ticket DESC
      LIMIT least(greatest(p_limit, 1), 10000)
 $$;

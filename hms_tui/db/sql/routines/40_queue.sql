@@ -86,8 +86,9 @@ $$;
 -- THE queue order, the one definition every read uses. Given one doctor's visits of a day:
 --   1. those being served (called or in consultation), latest call first: the first row is
 --      "now serving" on the board, the display and the doctor's console;
---   2. the waiting line: priority (EMERGENCY > URGENT > NORMAL), then queue key (arrival,
---      moved by skip and requeue), then id; positions 1..N and wait estimates;
+--   2. the waiting line: priority (EMERGENCY > URGENT > NORMAL), then queue key (arrival)
+--      and place within equal keys (moved by skip and requeue), then id; positions 1..N and
+--      wait estimates;
 --   3. everything else (finished, booked) by latest call, then serial.
 -- Pure (it reads no table): the audit replay ranks rebuilt rows with it too.
 CREATE FUNCTION hms.ranked(p_visits hms.visits[], p_per_patient numeric)
@@ -101,6 +102,7 @@ LANGUAGE sql IMMUTABLE AS $$
                                  WHEN 'WAITING' THEN 1 ELSE 2 END,
                    CASE WHEN v.status = 'WAITING' THEN v.priority END DESC,
                    CASE WHEN v.status = 'WAITING' THEN v.queue_key END,
+                   CASE WHEN v.status = 'WAITING' THEN v.queue_sub END,
                    CASE WHEN v.status = 'WAITING' THEN v.id END,
                    v.called_at DESC, v.serial, v.id)::integer AS ord,
                count(*) FILTER (WHERE v.status IN ('CALLED', 'IN_CONSULTATION')) OVER () AS serving
@@ -215,32 +217,46 @@ LANGUAGE sql STABLE AS $$
      WHERE r.position = 1
 $$;
 
--- The queue_key that puts a visit of priority p with `ahead` waiting visits in front of it,
--- as near as its priority allows (higher priorities always stay ahead, lower ones behind).
-CREATE FUNCTION hms.place_key(p_doctor integer, p_date date, p hms.priority, p_exclude bigint, ahead integer)
-RETURNS numeric
-LANGUAGE plpgsql STABLE AS $$
+-- Where a waiting visit goes so that `ahead` waiting visits are in front of it, as near as its
+-- priority allows (higher priorities always stay ahead, lower ones behind): the queue key and
+-- place of the visit it then follows (one place further), or one place before the first of
+-- its priority. Visits after it with the same key move one place on (bumped here). Places are
+-- integers within equal keys, so any number of moves never runs out of room. The caller holds
+-- the queue's lock and updates the visit itself.
+CREATE FUNCTION hms.place(v hms.visits, ahead integer, OUT key numeric, OUT sub integer)
+LANGUAGE plpgsql AS $$
 DECLARE
-    keys     numeric[];
-    higher   integer;
-    j        integer;
-    n        integer;
+    line   hms.visits[];  -- the waiting visits of v's priority, v excluded, in queue order
+    higher integer;
+    j      integer;
+    n      integer;
+    x      hms.visits;
 BEGIN
-    SELECT count(*) FILTER (WHERE (r.visit).priority > p),
-           coalesce(array_agg((r.visit).queue_key ORDER BY r.ord) FILTER (WHERE (r.visit).priority = p), '{}')
-      INTO higher, keys
-      FROM hms.ranked(hms.day_visits(p_doctor, p_date, false), 0) r
-     WHERE r.position IS NOT NULL AND (r.visit).id <> p_exclude;
-    n := coalesce(array_length(keys, 1), 0);
+    SELECT count(*) FILTER (WHERE (r.visit).priority > v.priority),
+           coalesce(array_agg(r.visit ORDER BY r.ord)
+                    FILTER (WHERE (r.visit).priority = v.priority), '{}')
+      INTO higher, line
+      FROM hms.ranked(hms.day_visits(v.doctor_id, v.business_date, false), 0) r
+     WHERE r.position IS NOT NULL AND (r.visit).id <> v.id;
+    n := coalesce(array_length(line, 1), 0);
     j := least(greatest(ahead - higher, 0), n);  -- how many of its own priority go first
     IF n = 0 THEN
-        RETURN hms.epoch_us(now())::numeric / 1000000;
+        key := hms.arrival_key();
+        sub := 0;
     ELSIF j = 0 THEN
-        RETURN keys[1] - 1;
-    ELSIF j = n THEN
-        RETURN keys[n] + 1;
+        x := line[1];
+        key := x.queue_key;
+        sub := x.queue_sub - 1;
     ELSE
-        RETURN (keys[j] + keys[j + 1]) / 2;
+        x := line[j];
+        key := x.queue_key;
+        sub := x.queue_sub + 1;
+        -- Room right behind x: those after it with its key (ties on place go by id) move on.
+        UPDATE hms.visits SET queue_sub = queue_sub + 2
+         WHERE doctor_id = v.doctor_id AND business_date = v.business_date
+           AND status = 'WAITING' AND priority = v.priority AND id <> v.id
+           AND queue_key = x.queue_key
+           AND (queue_sub > x.queue_sub OR (queue_sub = x.queue_sub AND id > x.id));
     END IF;
 END $$;
 

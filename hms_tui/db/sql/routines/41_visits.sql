@@ -42,14 +42,10 @@ CREATE TRIGGER visits_state_machine BEFORE UPDATE ON hms.visits
 -- session_user, not current_user: inside a SECURITY DEFINER function current_user is the owner.
 CREATE FUNCTION hms.session_is_doctor_only() RETURNS boolean
 LANGUAGE sql STABLE AS $$
-    SELECT NOT r.rolsuper
-       AND NOT pg_has_role(session_user, (SELECT c.relowner FROM pg_class c
-                                           WHERE c.oid = 'hms.visits'::regclass), 'MEMBER')
+    SELECT NOT hms.session_is_owner()
        AND pg_has_role(session_user, 'hms_doctor', 'MEMBER')
        AND NOT pg_has_role(session_user, 'hms_reception', 'MEMBER')
        AND NOT pg_has_role(session_user, 'hms_admin', 'MEMBER')
-      FROM pg_roles r
-     WHERE r.rolname = session_user
 $$;
 
 -- May this login act on this doctor's visits? A doctor login only on its linked doctors.
@@ -333,18 +329,18 @@ END $$;
 CREATE FUNCTION hms.requeue(p_visit bigint) RETURNS hms.visit_info
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp SET lock_timeout = '5s' AS $$
 DECLARE
-    v hms.visits := hms.open_visit(p_visit, 'requeue', '{NO_SHOW}', 'requeue it',
-                                   'only a no-show can be requeued');
-    d hms.doctors;
+    v  hms.visits := hms.open_visit(p_visit, 'requeue', '{NO_SHOW}', 'requeue it',
+                                    'only a no-show can be requeued');
+    d  hms.doctors;
+    at record;
 BEGIN
     PERFORM hms.assert_today(v, 'requeue it',
         format('it is from %s; check the patient in again', v.business_date));
     SELECT * INTO d FROM hms.doctors WHERE id = v.doctor_id;
     PERFORM hms.assert_no_active_visit(v.patient_id, d, v.business_date);
-    UPDATE hms.visits SET
-        status = 'WAITING', call_count = 0, ended_at = NULL,
-        queue_key = hms.place_key(v.doctor_id, v.business_date, v.priority, v.id,
-                                  (SELECT requeue_after FROM hms.settings))
+    SELECT * INTO at FROM hms.place(v, (SELECT requeue_after FROM hms.settings));
+    UPDATE hms.visits SET status = 'WAITING', call_count = 0, ended_at = NULL,
+                          queue_key = at.key, queue_sub = at.sub
      WHERE id = v.id;
     RETURN hms.visit_info(v.id);
 END $$;
@@ -355,13 +351,13 @@ DECLARE
     v      hms.visits := hms.open_visit(p_visit, 'skip', '{WAITING}', 'skip it',
                                         'only a waiting patient can be moved back');
     places integer := coalesce(p_places, (SELECT skip_places FROM hms.settings));
+    at     record;
 BEGIN
     IF places NOT BETWEEN 1 AND 100 THEN
         PERFORM hms.fail('HM422', format('places must be from 1 to 100, not %s', places));
     END IF;
-    UPDATE hms.visits SET queue_key = hms.place_key(v.doctor_id, v.business_date, v.priority, v.id,
-                                                    (hms.visit_info(v.id)).position - 1 + places)
-     WHERE id = v.id;
+    SELECT * INTO at FROM hms.place(v, (hms.visit_info(v.id)).position - 1 + places);
+    UPDATE hms.visits SET queue_key = at.key, queue_sub = at.sub WHERE id = v.id;
     RETURN hms.visit_info(v.id);
 END $$;
 

@@ -4,7 +4,7 @@
 -- tables), never one per row, and never row data: a listener refetches what it shows.
 -- Payload (JSON, well under 200 bytes):
 --   {"k": kind, "d": doctor code, "bd": business date, "a": desk action,
---    "v": the queue's version (visits) or "seq": the audit sequence (bills, doctors)}
+--    "v": the queue's version (visits only)}
 -- kind is "queue" (visits), "bill" (bills) or "doctors" (doctors, settings, patient names:
 -- things every queue row shows, so screens re-read everything).
 -- NOTIFY is delivered on commit only: a rolled-back change sends nothing.
@@ -13,8 +13,7 @@ CREATE FUNCTION hms.notify_change(p_kind text, p_doctor text, p_date date) RETUR
 LANGUAGE sql AS $$
     SELECT pg_notify('hms_changes', json_build_object(
         'k', p_kind, 'd', p_doctor, 'bd', p_date,
-        'a', left(coalesce(nullif(current_setting('hms.action', true), ''), 'sql'), 24),
-        'seq', (SELECT last_seq FROM hms.audit_head))::text)
+        'a', left(coalesce(nullif(current_setting('hms.action', true), ''), 'sql'), 24))::text)
 $$;
 
 CREATE FUNCTION hms.notify_visits() RETURNS trigger

@@ -109,8 +109,11 @@ LANGUAGE plpgsql STABLE AS $$
 DECLARE
     s hms.staff_info := hms.staff_row(hms.check_login(p_login));
 BEGIN
-    IF s.login IS NULL OR s.role IS NULL THEN
-        PERFORM hms.fail('HM404', format('no staff login %s (a role in hms_reception, hms_doctor, hms_display or hms_admin)', p_login));
+    -- Group roles are cluster-wide: only this clinic's registry says whose login it is.
+    IF s.login IS NULL OR s.role IS NULL
+       OR NOT EXISTS (SELECT 1 FROM hms.staff WHERE login = s.login) THEN
+        PERFORM hms.fail('HM404', format('no staff login %s in this clinic (%s)', p_login,
+                                         current_database()));
     END IF;
     IF (SELECT rolsuper FROM pg_roles WHERE rolname = s.login) THEN
         PERFORM hms.fail('HM403', format('%s is a superuser; hms-tui does not manage superusers', s.login));
@@ -173,6 +176,7 @@ BEGIN
         NULL;  -- the owner does not own the database: CONNECT stays as the DBA set it
     END;
     applied := hms.apply_staff_settings(v_login);
+    INSERT INTO hms.staff (login) VALUES (v_login) ON CONFLICT DO NOTHING;
     DELETE FROM hms.staff_doctors WHERE login = v_login;  -- links left by an earlier role of that name
     INSERT INTO hms.staff_doctors (login, doctor_id) SELECT v_login, unnest(ids);
     PERFORM hms.audit_append('staff', NULL, NULL, 'INSERT', NULL, jsonb_build_object(
@@ -184,7 +188,7 @@ END $$;
 CREATE FUNCTION hms.staff_list() RETURNS SETOF hms.staff_info
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
     SELECT s.*
-      FROM pg_roles r, LATERAL hms.staff_row(r.rolname) s
+      FROM hms.staff st JOIN pg_roles r ON r.rolname = st.login, LATERAL hms.staff_row(r.rolname) s
      WHERE EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
                     WHERE m.member = r.oid AND pg_has_role(m.member, m.roleid, 'USAGE')
                       AND g.rolname IN ('hms_reception', 'hms_doctor', 'hms_display', 'hms_admin'))
@@ -258,11 +262,9 @@ END $$;
 CREATE FUNCTION hms.whoami() RETURNS hms.staff_info
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
     SELECT s.login,
-           CASE WHEN r.rolsuper
-                  OR pg_has_role(session_user, (SELECT c.relowner FROM pg_class c
-                                                 WHERE c.oid = 'hms.visits'::regclass), 'MEMBER')
-                THEN 'owner' ELSE s.role END,
+           CASE WHEN hms.session_is_owner() THEN 'owner'
+                WHEN EXISTS (SELECT 1 FROM hms.staff WHERE login = session_user) THEN s.role
+           END,
            s.doctors, s.can_login
-      FROM hms.staff_row(session_user) s, pg_roles r
-     WHERE r.rolname = session_user
+      FROM hms.staff_row(session_user) s
 $$;

@@ -20,10 +20,10 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA hms FROM PUBLIC;
 -- Every terminal checks at start that the schema matches its code.
 GRANT SELECT ON hms.schema_routines TO hms_reception, hms_doctor, hms_display, hms_admin;
 
--- Every terminal: its connection set-up, the board and the rules.
+-- Every terminal: its calls' session limits, the board and the rules.
 GRANT EXECUTE ON FUNCTION
     hms.clinic_timezone(), hms.business_date(), hms.get_rules(), hms.doctor_list(),
-    hms.doctor_board(), hms.whoami()
+    hms.doctor_board(), hms.whoami(), hms.session_limits()
     TO hms_reception, hms_doctor, hms_display, hms_admin;
 
 -- The waiting-room display reads the masked rows, never hms.queue.
@@ -59,5 +59,7 @@ GRANT EXECUTE ON FUNCTION
     hms.configure(text, text, integer, integer, integer, integer),
     hms.audit_tail(integer, text, text, bigint),
     hms.staff_add(text, text, text[], text), hms.staff_list(), hms.staff_disable(text),
-    hms.staff_enable(text), hms.staff_link(text, text, boolean)
+    hms.staff_enable(text), hms.staff_link(text, text, boolean), hms.audit_seal(integer)
     TO hms_admin;
+-- The trail, sealed and not yet sealed (audit verify reads the rows and the head itself).
+GRANT SELECT ON hms.audit_log, hms.audit_pending TO hms_admin;
