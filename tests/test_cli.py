@@ -376,7 +376,7 @@ ERRORS = [
     ("bad-at", ["book", "--doctor", "D2", "--patient", "{p}", "--at", "tomorrow 10am"], 2,
      "InvalidInput", "appointment time"),
     ("bad-amount", ["bill", "create", "{v}", "--item", "Consultation=five hundred"], 2,
-     "InvalidInput", "not a number"),
+     "InvalidInput", "is not an amount"),
     ("item-without-equals", ["bill", "create", "{v}", "--item", "Consultation 500"], 2,
      "InvalidInput", "Description=Amount"),
     ("unknown-bill", ["bill", "void", "B-1999-0042", "--reason", "typo"], 3, "NotFound",

@@ -490,7 +490,7 @@ def test_bill_receipt_save_print_and_void(
             await pilot.press("enter")
             await type_text(pilot, "5OO")  # letters O, not zeros
             await pilot.press("enter")
-            assert "not a number" in static_text(form.query_one(".error", Static))
+            assert "is not an amount" in static_text(form.query_one(".error", Static))
             form.query_one("#amount", Input).value = "500"
             await pilot.press("enter")
             await paste(pilot, "Dressing")

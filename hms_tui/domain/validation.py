@@ -1,15 +1,18 @@
 """Input rules shared by every entry point.
 
-The same rules are CHECK constraints in the database (migrations/0001_core.sql,
-``hms.is_clean_text``), so a psql session cannot plant what the forms refuse. Text that passes
-is stored exactly as typed (after trimming surrounding spaces) and shown literally.
+The same rules hold in the database -- ``hms.is_clean_text`` in the CHECK constraints
+(db/sql/migrations/0004_hardening.sql), ``hms.trim_text``, ``hms.parse_code`` and
+``hms.parse_amount`` in the desk functions (db/sql/routines/00_base.sql) -- so psql cannot store
+what the forms refuse, and a property test (tests/test_input_parity.py) checks that both sides
+accept and refuse the same values. Text that passes is stored exactly as typed (after trimming
+surrounding spaces) and shown literally.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from hms_tui.domain.errors import InvalidInput
 
@@ -28,9 +31,21 @@ LABEL_MAX = 40
 AMOUNT_MAX = Decimal("10000000")
 BILL_ITEMS_MAX = 50
 
-DOCTOR_CODE = re.compile(r"[A-Z][A-Z0-9]{0,7}")
-TOKEN_PREFIX = re.compile(r"[A-Z0-9]{1,6}")
+# Trimmed from both ends: the space and Unicode's other space separators (not NBSP-like format
+# characters, which are refused if alone; controls are refused anywhere, never trimmed).
+SPACES = " \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
+         "\u202f\u205f\u3000"
+# Text must have at least one character outside this set (spaces, soft hyphen, zero-width and
+# other format characters, variation selectors, Hangul fillers).
+INVISIBLE = re.compile("[ \u00a0\u00ad\u034f\u115f\u1160\u1680\u180e\u2000-\u200f\u202f"
+                       "\u205f-\u206f\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0]")
+
+# Codes are ASCII: a letter, then up to 7 letters or digits (any case; stored upper-case).
+DOCTOR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,7}")
+TOKEN_PREFIX = re.compile(r"[A-Za-z0-9]{1,6}")
 PHONE = re.compile(r"\+?[0-9][0-9 -]{2,19}")
+# Money: whole units (up to 10,000,000) and at most two decimals; no signs, no exponents.
+AMOUNT = re.compile(r"[0-9]{1,8}(\.[0-9]{1,2})?")
 
 
 def describe_char(ch: str) -> str:
@@ -41,12 +56,14 @@ def clean_text(value: str, what: str, max_len: int, *, required: bool = True) ->
     """Refuse control/bidi characters anywhere (even at the ends, which trimming would hide),
     then trim spaces and refuse empty or over-long text. Returns the stored form."""
     bad = FORBIDDEN_CHARS.search(value)
-    text = value.strip()
+    text = value.strip(SPACES)
     if bad:
         raise InvalidInput(
             f"{what} contains a control or direction-changing character "
             f"({describe_char(bad.group())}); type it without one"
         )
+    if text and not INVISIBLE.sub("", text):
+        raise InvalidInput(f"{what} has no visible character")
     if required and not text:
         raise InvalidInput(f"{what} is empty")
     if len(text) > max_len:
@@ -66,19 +83,26 @@ def person_name(value: str) -> str:
 
 
 def doctor_code(value: str) -> str:
-    code = clean_text(value, "doctor code", 8).upper()
+    code = value.strip(SPACES)
     if not DOCTOR_CODE.fullmatch(code):
         raise InvalidInput(
-            f"doctor code {code!r} is invalid; use a letter then up to 7 letters or digits, e.g. D1"
+            f"doctor code {code[:20]!r} is invalid; use a letter then up to 7 letters or digits "
+            "(A-Z, 0-9), e.g. D1"
         )
-    return code
+    return code.upper()
 
 
 def token_prefix(value: str) -> str:
-    prefix = clean_text(value, "token prefix", 6).upper()
+    prefix = value.strip(SPACES)
     if not TOKEN_PREFIX.fullmatch(prefix):
-        raise InvalidInput(f"token prefix {prefix!r} is invalid; use 1-6 letters or digits")
-    return prefix
+        raise InvalidInput(f"token prefix {prefix[:20]!r} is invalid; use 1-6 letters or digits "
+                           "(A-Z, 0-9)")
+    return prefix.upper()
+
+
+def idempotency_key(value: str | None) -> str | None:
+    """A check-in key: absent, or text (a blank one is a mistake, not 'no key')."""
+    return None if value is None else clean_text(value, "check-in key", 100)
 
 
 def phone(value: str | None) -> str | None:
@@ -117,15 +141,15 @@ def appointment_time(value: str) -> datetime:
 
 
 def amount(value: str, what: str = "amount") -> Decimal:
-    text = value.strip()
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        raise InvalidInput(f"{what} {text!r} is not a number; use e.g. 500 or 120.50") from None
-    if not number.is_finite() or number < 0 or number > AMOUNT_MAX:
+    text = value.strip(SPACES)
+    if not AMOUNT.fullmatch(text):
+        if re.fullmatch(r"[0-9]+\.[0-9]{3,}", text):
+            raise InvalidInput(f"{what} {text[:20]!r} has more than two decimal places")
+        raise InvalidInput(f"{what} {text[:20]!r} is not an amount; use e.g. 500 or 120.50 "
+                           f"(0 to {AMOUNT_MAX})")
+    number = Decimal(text)
+    if number > AMOUNT_MAX:
         raise InvalidInput(f"{what} {text!r} must be between 0 and {AMOUNT_MAX}")
-    if number != number.quantize(Decimal("0.01")):
-        raise InvalidInput(f"{what} {text!r} has more than two decimal places")
     return number.quantize(Decimal("0.01"))
 
 

@@ -178,7 +178,7 @@ class Desk:
         key: str | None = None,
     ) -> Visit:
         """Check a patient in; with ``key``, a retry returns the first visit (``replayed``)."""
-        key = v.optional_text(key, "check-in key", 100)
+        key = v.idempotency_key(key)
         return self._visit(
             "checkin",
             read=key is not None,  # a keyed check-in replays instead of repeating

@@ -93,3 +93,38 @@ LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION USING ERRCODE = 'HM423', MESSAGE = TG_ARGV[0];
 END $$;
+
+-- Input rules the desk functions apply to what they are given, exactly as
+-- hms_tui/domain/validation.py does (tests/test_input_parity.py checks both sides agree):
+-- surrounding spaces trimmed; codes ASCII; amounts plain decimals with at most two places.
+CREATE FUNCTION hms.trim_text(t text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT btrim(t, E' \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000')
+$$;
+
+-- A doctor code or token prefix as stored (upper case), or a refusal naming what it is.
+CREATE FUNCTION hms.parse_code(p_text text, p_what text DEFAULT 'doctor code') RETURNS text
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE t text := hms.trim_text(p_text);
+BEGIN
+    IF p_what = 'token prefix' THEN
+        IF t IS NULL OR t !~ '^[A-Za-z0-9]{1,6}$' THEN
+            PERFORM hms.fail('HM422', format('token prefix %L is invalid; use 1-6 letters or digits (A-Z, 0-9)', left(t, 20)));
+        END IF;
+    ELSIF t IS NULL OR t !~ '^[A-Za-z][A-Za-z0-9]{0,7}$' THEN
+        PERFORM hms.fail('HM422', format('%s %L is invalid; use a letter then up to 7 letters or digits (A-Z, 0-9), e.g. D1',
+                                         p_what, left(t, 20)));
+    END IF;
+    RETURN upper(t);
+END $$;
+
+CREATE FUNCTION hms.parse_amount(p_text text, p_what text DEFAULT 'amount') RETURNS numeric
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE t text := hms.trim_text(p_text);
+BEGIN
+    IF t IS NULL OR t !~ '^[0-9]{1,8}(\.[0-9]{1,2})?$' OR t::numeric > 10000000 THEN
+        PERFORM hms.fail('HM422', format('%s %L is not an amount from 0 to 10000000 with at most two decimal places',
+                                         p_what, left(t, 20)));
+    END IF;
+    RETURN t::numeric(12, 2);
+END $$;

@@ -4,7 +4,7 @@ CREATE FUNCTION hms.doctor_by_code(p_code text) RETURNS hms.doctors
 LANGUAGE plpgsql STABLE AS $$
 DECLARE d hms.doctors;
 BEGIN
-    SELECT * INTO d FROM hms.doctors WHERE code = upper(btrim(p_code));
+    SELECT * INTO d FROM hms.doctors WHERE code = hms.parse_code(p_code);
     IF NOT FOUND THEN
         PERFORM hms.fail('HM404', format('no doctor with code %s', p_code));
     END IF;
@@ -23,18 +23,22 @@ END $$;
 
 CREATE FUNCTION hms.add_doctor(p_code text, p_name text, p_room text, p_prefix text) RETURNS hms.doctors
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp SET lock_timeout = '5s' AS $$
-DECLARE d hms.doctors;
+DECLARE
+    d      hms.doctors;
+    v_code   text;
+    v_prefix text;
 BEGIN
     PERFORM hms.begin_action('doctor_add');
-    IF EXISTS (SELECT 1 FROM hms.doctors WHERE code = upper(p_code)) THEN
-        PERFORM hms.fail('HM409', format('a doctor with code %s already exists', upper(p_code)));
+    v_code := hms.parse_code(p_code);
+    v_prefix := CASE WHEN p_prefix IS NULL THEN v_code ELSE hms.parse_code(p_prefix, 'token prefix') END;
+    IF EXISTS (SELECT 1 FROM hms.doctors WHERE code = v_code) THEN
+        PERFORM hms.fail('HM409', format('a doctor with code %s already exists', v_code));
     END IF;
-    IF EXISTS (SELECT 1 FROM hms.doctors WHERE token_prefix = upper(coalesce(p_prefix, p_code))) THEN
-        PERFORM hms.fail('HM409', format('token prefix %s is already used by another doctor',
-                                         upper(coalesce(p_prefix, p_code))));
+    IF EXISTS (SELECT 1 FROM hms.doctors WHERE token_prefix = v_prefix) THEN
+        PERFORM hms.fail('HM409', format('token prefix %s is already used by another doctor', v_prefix));
     END IF;
     INSERT INTO hms.doctors (code, name, room, token_prefix)
-    VALUES (upper(p_code), p_name, p_room, upper(coalesce(p_prefix, p_code)))
+    VALUES (v_code, hms.trim_text(p_name), nullif(hms.trim_text(p_room), ''), v_prefix)
     RETURNING * INTO d;
     RETURN d;
 END $$;
@@ -42,17 +46,19 @@ END $$;
 CREATE FUNCTION hms.update_doctor(p_code text, p_name text, p_room text, p_prefix text, p_active boolean)
 RETURNS hms.doctors
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp SET lock_timeout = '5s' AS $$
-DECLARE d hms.doctors := hms.doctor_by_code(p_code);
+DECLARE
+    d      hms.doctors := hms.doctor_by_code(p_code);
+    v_prefix text := CASE WHEN p_prefix IS NULL THEN NULL ELSE hms.parse_code(p_prefix, 'token prefix') END;
 BEGIN
     PERFORM hms.begin_action('doctor_update');
-    IF p_prefix IS NOT NULL AND EXISTS (
-        SELECT 1 FROM hms.doctors WHERE token_prefix = upper(p_prefix) AND id <> d.id) THEN
-        PERFORM hms.fail('HM409', format('token prefix %s is already used by another doctor', upper(p_prefix)));
+    IF v_prefix IS NOT NULL AND EXISTS (
+        SELECT 1 FROM hms.doctors WHERE token_prefix = v_prefix AND id <> d.id) THEN
+        PERFORM hms.fail('HM409', format('token prefix %s is already used by another doctor', v_prefix));
     END IF;
     UPDATE hms.doctors SET
-        name = coalesce(p_name, name),
-        room = CASE WHEN p_room = '' THEN NULL ELSE coalesce(p_room, room) END,
-        token_prefix = coalesce(upper(p_prefix), token_prefix),
+        name = coalesce(hms.trim_text(p_name), name),
+        room = CASE WHEN hms.trim_text(p_room) = '' THEN NULL ELSE coalesce(hms.trim_text(p_room), room) END,
+        token_prefix = coalesce(v_prefix, token_prefix),
         active = coalesce(p_active, active)
      WHERE id = d.id
     RETURNING * INTO d;

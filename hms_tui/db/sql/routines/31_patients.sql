@@ -19,7 +19,8 @@ BEGIN
     IF p_birth_date > hms.business_date() THEN
         PERFORM hms.fail('HM422', format('date of birth %s is in the future', p_birth_date));
     END IF;
-    INSERT INTO hms.patients (name, phone, birth_date) VALUES (p_name, p_phone, p_birth_date)
+    INSERT INTO hms.patients (name, phone, birth_date)
+    VALUES (hms.trim_text(p_name), nullif(hms.trim_text(p_phone), ''), p_birth_date)
     RETURNING * INTO p;
     RETURN p;
 END $$;

@@ -153,19 +153,20 @@ DECLARE
     pat    hms.patients := hms.patient_by_id(p_patient);
     prio   hms.priority := hms.parse_priority(p_priority);
     bd     date := hms.business_date();
+    v_key  text := hms.trim_text(p_key);
     seen   hms.visits;
     s      integer;
     new_id bigint;
 BEGIN
     PERFORM hms.begin_action('checkin');
     PERFORM hms.lock_queue(d.id, bd);
-    IF p_key IS NOT NULL THEN
+    IF v_key IS NOT NULL THEN
         -- A retried check-in (the reply was lost) returns the visit it created.
-        SELECT * INTO seen FROM hms.visits WHERE idempotency_key = p_key;
+        SELECT * INTO seen FROM hms.visits WHERE idempotency_key = v_key;
         IF FOUND THEN
             IF seen.patient_id <> pat.id OR seen.doctor_id <> d.id THEN
                 PERFORM hms.fail('HM409', format('check-in key %L was already used for visit %s (another patient or doctor)',
-                                                 p_key, seen.id));
+                                                 v_key, seen.id));
             END IF;
             RETURN hms.visit_info(seen.id, true);
         END IF;
@@ -179,7 +180,7 @@ BEGIN
         s := hms.next_serial(d.id, bd);
         UPDATE hms.visits SET status = 'WAITING', serial = s, token = hms.make_token(d.token_prefix, s),
                               priority = greatest(priority, prio), checked_in_at = now(),
-                              queue_key = hms.arrival_key(), idempotency_key = p_key
+                              queue_key = hms.arrival_key(), idempotency_key = v_key
          WHERE id = seen.id;
         RETURN hms.visit_info(seen.id);
     END IF;
@@ -188,7 +189,7 @@ BEGIN
     INSERT INTO hms.visits (doctor_id, patient_id, business_date, serial, token, status, priority,
                             queue_key, checked_in_at, idempotency_key)
     VALUES (d.id, pat.id, bd, s, hms.make_token(d.token_prefix, s), 'WAITING', prio,
-            hms.arrival_key(), now(), p_key)
+            hms.arrival_key(), now(), v_key)
     RETURNING id INTO new_id;
     RETURN hms.visit_info(new_id);
 END $$;
@@ -322,7 +323,9 @@ CREATE FUNCTION hms.cancel(p_visit bigint, p_reason text DEFAULT NULL) RETURNS h
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp SET lock_timeout = '5s' AS $$
 DECLARE v hms.visits := hms.open_visit(p_visit, 'cancel', '{BOOKED,WAITING,CALLED}', 'cancel it');
 BEGIN
-    UPDATE hms.visits SET status = 'CANCELLED', ended_at = now(), cancel_reason = p_reason WHERE id = v.id;
+    UPDATE hms.visits SET status = 'CANCELLED', ended_at = now(),
+                          cancel_reason = nullif(hms.trim_text(p_reason), '')
+     WHERE id = v.id;
     RETURN hms.visit_info(v.id);
 END $$;
 

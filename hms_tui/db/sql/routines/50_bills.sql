@@ -89,13 +89,14 @@ BEGIN
     IF n NOT BETWEEN 1 AND 50 THEN
         PERFORM hms.fail('HM422', format('a bill needs 1 to 50 items, not %s', n));
     END IF;
-    SELECT sum((e ->> 'amount')::numeric(12, 2)) INTO total_ FROM jsonb_array_elements(p_items) e;
+    SELECT sum(hms.parse_amount(e ->> 'amount', 'bill item amount')) INTO total_
+      FROM jsonb_array_elements(p_items) e;
     s := hms.next_bill_seq(yr);
     INSERT INTO hms.bills (bill_number, bill_year, bill_seq, visit_id, total)
     VALUES (format('B-%s-%s', yr, hms.pad_number(s, 4)), yr, s, p_visit, total_)
     RETURNING id INTO b_id;
     INSERT INTO hms.bill_items (bill_id, line_no, description, amount)
-    SELECT b_id, ord, e ->> 'description', (e ->> 'amount')::numeric(12, 2)
+    SELECT b_id, ord, hms.trim_text(e ->> 'description'), hms.parse_amount(e ->> 'amount')
       FROM jsonb_array_elements(p_items) WITH ORDINALITY AS x(e, ord);
     RETURN hms.bill_info(b_id);
 END $$;
@@ -111,10 +112,11 @@ BEGIN
     IF b.status <> 'ISSUED' THEN
         PERFORM hms.fail('HM423', format('bill %s is already void', b.bill_number));
     END IF;
-    IF p_reason IS NULL OR btrim(p_reason) = '' THEN
+    IF p_reason IS NULL OR hms.trim_text(p_reason) = '' THEN
         PERFORM hms.fail('HM422', 'a reason is required to void a bill');
     END IF;
-    UPDATE hms.bills SET status = 'VOID', voided_at = now(), void_reason = p_reason WHERE id = b.id;
+    UPDATE hms.bills SET status = 'VOID', voided_at = now(), void_reason = hms.trim_text(p_reason)
+     WHERE id = b.id;
     RETURN hms.bill_info(b.id);
 END $$;
 
