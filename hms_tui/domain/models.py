@@ -224,8 +224,7 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, timedelta):
         return value.total_seconds()
     if isinstance(value, Decimal):
-        # Two-decimal amounts below 10^13 survive float's shortest round-trip exactly.
-        return float(value)
+        return f"{value:.2f}"  # money: an exact decimal string with two places, never a float
     if isinstance(value, StrEnum):
         return value.value
     return value
