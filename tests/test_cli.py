@@ -495,3 +495,26 @@ def test_bill_table_shows_the_void_reason_literally(
         "VOID", "typed [/i] by mistake")
     assert (voided.returncode, voided.stderr) == (0, "")
     assert "[/i]" in voided.stdout  # the title may wrap between words
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("notaurl", 'missing "=" after "notaurl"'),
+    ("postgresql://[bad", "IPv6 host address"),
+])
+def test_a_malformed_database_url_is_one_line(cli_env: dict[str, str], url: str,
+                                              expected: str) -> None:
+    env = {**cli_env, "HMS_DATABASE_URL": url}
+    result = subprocess.run([sys.executable, "-m", "hms_tui", "db", "status"], env=env,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "not a valid PostgreSQL URL" in result.stderr
+    assert expected in result.stderr
+
+
+def test_ids_beyond_bigint_are_bad_input(cli_env: dict[str, str]) -> None:
+    for args in (["show", str(2**63)], ["checkin", "--doctor", "D1", "--patient", str(2**64)],
+                 ["audit", "tail", "--visit", str(2**63)]):
+        result = subprocess.run([sys.executable, "-m", "hms_tui", *args], env=cli_env,
+                                capture_output=True, text=True, check=False)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.count("\n") == 1 and "less than or equal to" in result.stderr

@@ -87,7 +87,7 @@ def test_a_session_that_could_hold_locks_is_refused(
     with staff_logins.connect(login) as conn:
         conn.execute("SET statement_timeout = 0")
         conn.execute("SET idle_in_transaction_session_timeout = 0")
-        with pytest.raises(psycopg.Error, match="timeouts .* are off or above"):
+        with pytest.raises(psycopg.Error, match=r"timeouts .* are off or above"):
             conn.execute("SELECT hms.add_patient('Mallory', NULL, NULL)")
         conn.execute("SET statement_timeout = '10s'")
         conn.execute("SET idle_in_transaction_session_timeout = '10s'")

@@ -103,7 +103,7 @@ def test_doctor_codes(code: str, dsn: str, raw: Any, monkeypatch: pytest.MonkeyP
                       capsys: pytest.CaptureFixture[str]) -> None:
     exit_code, answer = cli(monkeypatch, capsys, dsn, "doctor", "add", "--code", code,
                             "--name", "Dr Test", "--prefix", f"P{uuid.uuid4().hex[:5]}")
-    direct, stored = sql_outcome(raw, "SELECT (hms.add_doctor(%s, 'Dr Test', NULL, %s)).code",
+    direct, _ = sql_outcome(raw, "SELECT (hms.add_doctor(%s, 'Dr Test', NULL, %s)).code",
                                  (code, f"Q{uuid.uuid4().hex[:5]}"))
     pair = (cli_outcome(exit_code), direct)
     # The CLI made it first: the same valid code is then taken for the direct call.

@@ -347,3 +347,39 @@ def test_a_corrected_patient_name_reaches_the_screens(db: Database, desk: Desk,
                     (visit.patient_id,))
         harness.wait_for(lambda: harness.view["D1"][0].patient_name == "Patient Zero", 2,
                          "the corrected name never reached the subscriber")
+
+
+def test_forged_signals_are_hints_that_cost_at_most_one_read_per_window(
+    db: Database, desk: Desk, dsn: str, clinic: dict[str, Any]
+) -> None:
+    """Anyone may NOTIFY the channel. Payloads of the wrong shape are counted and ignored;
+    a well-formed one for a doctor that does not exist reconnects nothing and shows nothing;
+    a flood costs at most one read round per throttle window; no traceback."""
+    desk.checkin("D1", clinic["patients"][0])
+    today = desk.business_date().isoformat()
+    malformed = ['[1, 2]', '"queue"', "null", "not json", '{"k": 7}', '{"k": "queue", "d": "d1",'
+                 f' "bd": "{today}"}}', '{"k": "queue", "d": "D1", "bd": "2026-13-45"}',
+                 '{"k": "queue", "d": "' + "D" * 300 + f'", "bd": "{today}"}}',
+                 f'{{"k": "queue", "d": "D1", "bd": "{today}", "v": -1}}']
+    unknown = f'{{"k": "queue", "d": "ZZ9", "bd": "{today}", "a": "checkin", "v": 1}}'
+    listener = fast_listener(db)
+    with ListenerHarness(listener) as harness:
+        harness.converge(desk, "D1")
+        rounds, ignored = listener.stats.refetches, listener.stats.ignored
+        started = time.monotonic()
+        with psycopg.connect(dsn, autocommit=True) as forger:
+            for _ in range(40):  # 20 floods a second for 2 s
+                for payload in [*malformed, unknown]:
+                    forger.execute("SELECT pg_notify('hms_changes', %s)", (payload,))
+                time.sleep(0.05)
+        visit = desk.checkin("D1", clinic["patients"][1])
+        harness.wait_for(lambda: any(v.visit_id == visit.visit_id
+                                     for v in harness.view.get("D1", ())), 3,
+                         "a real change after the flood never arrived")
+        elapsed = time.monotonic() - started
+        assert harness.states().count(ConnectionState.RECONNECTING) == 0
+        assert listener.stats.reconnects == 0
+        assert listener.stats.ignored - ignored == 40 * len(malformed)
+        assert listener.stats.refetches - rounds <= elapsed / listener.feed.coalesce + 2
+        assert "ZZ9" not in harness.view and "ZZ9" not in listener.queues
+        harness.converge(desk, "D1")

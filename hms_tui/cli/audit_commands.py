@@ -31,7 +31,8 @@ def audit_tail(
     actor: Annotated[str | None, typer.Option(metavar="LOGIN", help="Only this login.")] = None,
     action: Annotated[str | None, typer.Option(metavar="ACTION",
                                                help="Only this action, e.g. checkin.")] = None,
-    visit: Annotated[int | None, typer.Option(metavar="VISIT", help="Only this visit.")] = None,
+    visit: Annotated[int | None, typer.Option(metavar="VISIT", min=1, max=common.ID_MAX,
+                                              help="Only this visit.")] = None,
     json_: JsonFlag = False,
 ) -> None:
     """The latest audit events, newest first."""

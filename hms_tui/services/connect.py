@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
-from hms_tui.config import Settings
+import psycopg
+from psycopg import conninfo as pg_conninfo
+
+from hms_tui.config import DATABASE_URL_ENV, Settings
 from hms_tui.db import migrate
-from hms_tui.db.connection import Database
+from hms_tui.db.connection import Database, first_line
 from hms_tui.db.embedded import EmbeddedServer
+from hms_tui.domain.errors import ConfigError
 from hms_tui.domain.validation import FORBIDDEN_CHARS, LABEL_MAX
 
 
@@ -17,12 +22,23 @@ def terminal_label(settings: Settings) -> str:
     return FORBIDDEN_CHARS.sub("", label).strip()[:LABEL_MAX]
 
 
+def check_conninfo(url: str) -> None:
+    """A URL or conninfo libpq cannot parse is a configuration error: one line, exit 2."""
+    try:
+        pg_conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        source = f"${DATABASE_URL_ENV}" if os.environ.get(DATABASE_URL_ENV) else "database.url"
+        raise ConfigError(f"{source} is not a valid PostgreSQL URL or conninfo "
+                          f"({first_line(exc)}); e.g. postgresql://user@host:5432/hms") from None
+
+
 def open_database(settings: Settings, *, upgrade: bool = False) -> Database:
     """Connect as configured. The embedded server is always brought up to date; an external
     database is upgraded only when asked (``hms-tui db upgrade``), else checked."""
     label = terminal_label(settings)
     url = settings.database_url
     if url:
+        check_conninfo(url)
         db = Database(url, terminal=label, connect_timeout=settings.database.connect_timeout,
                       ssl=settings.database.ssl)
     else:
