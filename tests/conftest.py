@@ -33,6 +33,22 @@ def with_dbname(conninfo: str, dbname: str) -> str:
     return pg_conninfo.make_conninfo(**params)
 
 
+def reachable_dir(prefix: str) -> Path:
+    """A fresh directory outside pytest's basetemp (a concurrent run may prune old basetemps)
+    that the embedded server's user can enter when the tests run as root (mode 0711)."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    base.chmod(0o711)
+    return base
+
+
+@pytest.fixture
+def server_home() -> Iterator[Path]:
+    """A directory for an embedded server of the test's own; removed afterwards."""
+    base = reachable_dir("hms-test-home-")
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def server_dsn() -> Iterator[str]:
     """An admin conninfo of the server the session uses."""
@@ -42,8 +58,7 @@ def server_dsn() -> Iterator[str]:
         return
     from hms_tui.db.embedded import EmbeddedServer
 
-    # Outside pytest's basetemp: a concurrent pytest run may prune old basetemps under us.
-    base = Path(tempfile.mkdtemp(prefix="hms-test-pg-"))
+    base = reachable_dir("hms-test-pg-")
     server = EmbeddedServer(base / "data")
     conninfo = server.start()
     yield with_dbname(conninfo, "postgres")

@@ -219,11 +219,11 @@ def test_hung_refresh_is_a_lost_connection(
         harness.converge(desk, "D1")
 
 
-def test_server_stop_and_start_reports_offline_then_converges(tmp_path: Path) -> None:
+def test_server_stop_and_start_reports_offline_then_converges(server_home: Path) -> None:
     """Its own embedded server, so stopping it disturbs nothing else."""
     from hms_tui.db.embedded import EmbeddedServer
 
-    data_dir = tmp_path / "pg"
+    data_dir = server_home / "pg"
     server = EmbeddedServer(data_dir)
     conninfo = server.start()
     with psycopg.connect(conninfo, autocommit=True) as conn:
