@@ -1,7 +1,8 @@
 """Checking the audit trail: every row's hash is recomputed here, in Python, from its columns.
 
-The database writes the trail (``hms.audit_append`` in db/sql/routines/10_audit.sql): each row
-stores ``hash = sha256(prev_hash || canonical text)`` and the ``prev_hash`` of the row before.
+The database writes the trail (``hms.audit_seal`` in db/sql/routines/10_audit.sql, at commit):
+each row stores ``hash = sha256(prev_hash || canonical text)`` and the ``prev_hash`` of the row
+before.
 This module does not trust the functions that wrote it (a superuser could replace them): it
 rebuilds the canonical text itself, exactly as ``hms.audit_canon`` defines it --
 
@@ -21,6 +22,7 @@ system); ``verify(anchor=...)`` checks that row SEQ still has that hash.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
@@ -91,6 +93,7 @@ class VerifyResult:
     problems: int  # rows found wrong (the first is first_broken_seq)
     anchor: str | None  # the anchor checked, if any
     anchor_ok: bool | None
+    pending: int = 0  # changes committed but not sealed into the chain yet (none is lost)
 
     def describe(self) -> str:
         checked = f"{self.rows_checked} row{'s' if self.rows_checked != 1 else ''} checked"
@@ -98,6 +101,9 @@ class VerifyResult:
             text = f"audit trail OK: {checked}, head {self.head_seq}:{self.head_hash}"
             if self.anchor is not None:
                 text += f"; anchor {self.anchor} matches"
+            if self.pending:
+                text += f"; {self.pending} newer change(s) not sealed yet (another session is "
+                text += "sealing)"
             return text
         more = f" ({self.problems} problems in all)" if self.problems > 1 else ""
         return (f"audit trail BROKEN at row {self.first_broken_seq}: {self.reason}{more}; "
@@ -254,8 +260,23 @@ def anchor(db: Database) -> Anchor:
     return Anchor(int(row[0]), bytes(row[1]).hex())
 
 
+def seal(db: Database, *, batch: int = 10000) -> int:
+    """Seal every committed change not in the chain yet (a few after busy commits, many after
+    a bulk import); returns how many. Stops when another session holds the head."""
+    total = 0
+    while True:
+        try:
+            sealed = int(db.call("SELECT hms.audit_seal(%(n)s) AS n", {"n": batch})[0]["n"])
+        except Forbidden:
+            raise _forbidden() from None
+        total += sealed
+        if sealed < batch:
+            return total
+
+
 def verify(db: Database, anchor: Anchor | None = None, *, batch: int = 5000) -> VerifyResult:
-    """Walk the whole trail in one snapshot; see the module docstring."""
+    """Seal what is pending, then walk the whole trail in one snapshot (module docstring)."""
+    seal(db)
     with translated_errors(), db.pooled() as conn:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
@@ -264,10 +285,12 @@ def verify(db: Database, anchor: Anchor | None = None, *, batch: int = 5000) -> 
                 head = conn.execute("SELECT last_seq, last_hash FROM hms.audit_head").fetchone()
                 if head is None:
                     raise TamperDetected("the audit head row is missing")
+                pending = conn.execute("SELECT count(*) FROM hms.audit_pending").fetchone()
                 with conn.cursor(name="hms_audit_verify") as cur:
                     cur.itersize = batch
                     cur.execute(_ROWS_SQL)
-                    return walk(cur, int(head[0]), bytes(head[1]), anchor)
+                    result = walk(cur, int(head[0]), bytes(head[1]), anchor)
+                return dataclasses.replace(result, pending=int(pending[0]) if pending else 0)
         except psycopg.errors.InsufficientPrivilege:
             raise _forbidden() from None
         finally:
