@@ -141,16 +141,21 @@ class StaffLogins:
         self.logins: list[str] = []
         self.databases: list[Database] = []
 
+    PASSWORD = "test-password-1"  # the embedded server asks staff for passwords
+
     def add(self, role: str, doctors: tuple[str, ...] = (), login: str | None = None) -> str:
         name = login or f"t_{role[:3]}_{uuid.uuid4().hex[:10]}"
         self.logins.append(name)
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            conn.execute("SELECT hms.staff_add(%s, %s, %s, NULL)", (name, role, list(doctors)))
+            verifier = conn.pgconn.encrypt_password(self.PASSWORD.encode(), name.encode())
+            conn.execute("SELECT hms.staff_add(%s, %s, %s, %s)",
+                         (name, role, list(doctors), verifier.decode()))
         return name
 
-    def dsn_of(self, login: str) -> str:
+    def dsn_of(self, login: str, password: str | None = None) -> str:
         params: dict[str, Any] = pg_conninfo.conninfo_to_dict(self.dsn)
         params["user"] = login
+        params["password"] = password or self.PASSWORD
         return pg_conninfo.make_conninfo(**params)
 
     def database(self, login: str, terminal: str = "pytest") -> Database:

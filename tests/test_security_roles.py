@@ -329,7 +329,7 @@ def test_staff_commands(cli_env: dict[str, str], desk: Desk, clinic: dict[str, A
     verifier = sql.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (asha,)).fetchone()
     assert verifier is not None and verifier[0].startswith("SCRAM-SHA-256$")
     done = run_cli(cli_env, "staff", "add", rao, "--role", "doctor", "--doctor", "d1",
-                   "--doctor", "D2", "--no-password")
+                   "--doctor", "D2", "--password-stdin", stdin=StaffLogins.PASSWORD + "\n")
     assert done.returncode == 0, done.stderr
     assert rao in done.stdout and "D1, D2" in done.stdout
     done = run_cli(cli_env, "staff", "add", board, "--role", "display")  # no terminal to ask
@@ -373,8 +373,7 @@ def test_staff_commands(cli_env: dict[str, str], desk: Desk, clinic: dict[str, A
         "staff_add", "staff_add", "staff_unlink"]
 
     # Not an admin: refused, with the exit code of Forbidden.
-    as_asha = dict(cli_env, HMS_DATABASE_URL=staff_logins.dsn_of(asha),
-                   PGPASSWORD="correct horse battery")
+    as_asha = dict(cli_env, HMS_DATABASE_URL=staff_logins.dsn_of(asha, "correct horse battery"))
     done = run_cli(as_asha, "staff", "list")
     assert done.returncode == 6 and "permission denied" in done.stderr
     done = run_cli(as_asha, "audit", "verify")
@@ -525,11 +524,12 @@ def test_non_superuser_owner_with_createrole(server_dsn: str) -> None:
     dbname = f"hms_t_own_{uuid.uuid4().hex[:8]}"
     made: list[str] = []
     with psycopg.connect(server_dsn, autocommit=True) as su:
-        su.execute(f'CREATE ROLE "{owner}" LOGIN CREATEROLE')
+        su.execute(f'CREATE ROLE "{owner}" LOGIN CREATEROLE PASSWORD \'{StaffLogins.PASSWORD}\'')
         su.execute(f'CREATE DATABASE "{dbname}" OWNER "{owner}"')
         version = int(su.execute("SHOW server_version_num").fetchone()[0])  # type: ignore[index]
     params: dict[str, Any] = pg_conninfo.conninfo_to_dict(with_dbname(server_dsn, dbname))
     params["user"] = owner
+    params["password"] = StaffLogins.PASSWORD
     owner_dsn = pg_conninfo.make_conninfo(**params)
     try:
         with psycopg.connect(owner_dsn, autocommit=True) as conn:
