@@ -117,6 +117,21 @@ def clinic(desk: Desk) -> dict[str, Any]:
     return {"doctors": ["D1", "D2"], "patients": patients}
 
 
+def open_every_day(desk: Desk, *doctors: str) -> None:
+    """Sessions all day, every day, in 5-minute slots of 50, so tests may book near any time."""
+    for code in doctors:
+        desk.add_session(code, days="mon,tue,wed,thu,fri,sat,sun", start="00:00", end="23:55",
+                         slot_minutes=5, capacity=50)
+
+
+def slot_at(at: Any) -> Any:
+    """``at`` (a datetime) moved on to the next 5-minute slot boundary."""
+    from datetime import timedelta
+
+    base = at.replace(second=0, microsecond=0)
+    return base + timedelta(minutes=(5 - base.minute % 5) % 5)
+
+
 @pytest.fixture
 def cli_env(dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Environment for running the hms-tui command against the test database."""

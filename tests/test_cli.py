@@ -22,6 +22,7 @@ import pytest
 
 from hms_tui.db import migrate
 from hms_tui.services.desk import Desk
+from tests.conftest import open_every_day, slot_at
 
 CLI = [sys.executable, "-m", "hms_tui"]
 # argv cannot carry a NUL, so that case hands the argument list to the same entry point on stdin.
@@ -255,7 +256,8 @@ def test_visit_commands(
     # A booking later today (the clinic clock set to about noon), then the arrival.
     zone = noon_zone(datetime.now(UTC))
     desk.configure(timezone=zone)
-    at = datetime.now(ZoneInfo(zone)) + timedelta(hours=1)
+    open_every_day(desk, "D2")
+    at = slot_at(datetime.now(ZoneInfo(zone)) + timedelta(hours=1))
     booked = js(cli_env, "book", "--doctor", "D2", "--patient", p[5],
                 "--at", at.strftime("%Y-%m-%d %H:%M"))
     assert (booked["status"], booked["token"], booked["position"], booked["business_date"]) == (

@@ -59,17 +59,22 @@ for _fns, _who in [
       "visit_info(bigint,boolean)",
       "visit_timeline(bigint)", "skip(bigint,integer)", "requeue(bigint)"], {R, D, A}),
     (["add_patient(text,text,date)", "get_patient(bigint)", "search_patients(text,integer)",
-      "checkin(text,bigint,text,text)", "book(text,bigint,timestamp without time zone)",
+      "checkin(text,bigint,text,text)",
+      "book(text,bigint,timestamp without time zone,date,text)",
+      "reschedule(bigint,timestamp without time zone,date,text)",
       "arrive(bigint)", "cancel(bigint,text)", "set_priority(bigint,text)",
       "transfer(bigint,text)", "create_bill(bigint,jsonb)", "void_bill(text,text)",
       "bill_info(bigint)", "find_bill(text)", "visit_bills(bigint)"], {R, A}),
+    (["slots(text,date)", "session_list(text)", "expected(date,text)"], {R, D, A}),
     (["call_next(text)", "call(bigint)", "recall(bigint)", "start(bigint)", "complete(bigint)",
       "no_show(bigint)"], {D, A}),
     (["add_doctor(text,text,text,text)", "update_doctor(text,text,text,text,boolean)",
-      "configure(text,text,integer,integer,integer,integer)",
+      "configure(jsonb)",
       "audit_tail(integer,text,text,bigint)", "staff_add(text,text,text[],text)", "staff_list()",
       "staff_disable(text)", "staff_enable(text)", "staff_link(text,text,boolean)",
-      "audit_seal(integer)"], {A}),
+      "audit_seal(integer)",
+      "session_add(text,text,date,time without time zone,time without time zone,integer,"
+      "integer,text)", "session_remove(integer)", "leave_add(text,date,date,text)"], {A}),
 ]:
     for _fn in _fns:
         EXECUTE[f"hms.{_fn}"] = frozenset(_who)
@@ -495,7 +500,7 @@ def test_display_view_is_the_queue_without_who(
     view_cols = sql.execute(columns.replace("%s", "'hms.display_queue'::regclass")).fetchall()
     type_cols = sql.execute(columns.replace(
         "%s", "(SELECT typrelid FROM pg_type WHERE oid = 'hms.visit_info'::regtype)")).fetchall()
-    assert view_cols == type_cols and len(view_cols) == 24
+    assert view_cols == type_cols and len(view_cols) == 26
 
     display = staff_logins.add("display")
     with staff_logins.connect(display) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:

@@ -19,6 +19,7 @@ import pytest
 from hms_tui.domain.errors import IllegalTransition, InvalidInput, NotFound
 from hms_tui.domain.models import Priority, Status
 from hms_tui.services.desk import Desk
+from tests.conftest import open_every_day, slot_at
 
 # -- clinic clock ---------------------------------------------------------------------------------
 
@@ -44,6 +45,7 @@ def noon(desk: Desk, clinic: dict[str, Any]) -> dict[str, Any]:
     local = datetime.now(ZoneInfo(zone))
     assert 11 <= local.hour <= 13, (zone, local)
     assert desk.business_date() == local.date()
+    open_every_day(desk, "D1", "D2")
     return {**clinic, "zone": zone}
 
 
@@ -52,7 +54,8 @@ def local_now(zone: str) -> datetime:
 
 
 def wall(at: datetime) -> str:
-    return at.strftime("%Y-%m-%d %H:%M")
+    """A slot's time as the desk takes it (the next 5-minute boundary from ``at``)."""
+    return slot_at(at).strftime("%Y-%m-%d %H:%M")
 
 
 # -- building a visit in each state ---------------------------------------------------------------
@@ -279,7 +282,7 @@ def test_booking_later_today_then_arriving(desk: Desk, noon: dict[str, Any]) -> 
     assert booked.business_date == at.date()
     assert booked.appointment_at is not None
     assert booked.appointment_at.astimezone(ZoneInfo(noon["zone"])).replace(
-        tzinfo=None) == at.replace(second=0, microsecond=0)
+        tzinfo=None) == slot_at(at)
     # A walk-in checked in meanwhile takes serial 1; the booking gets its token on arrival.
     desk.checkin("D1", noon["patients"][1])
     arrived = desk.arrive(booked.visit_id)

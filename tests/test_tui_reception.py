@@ -27,6 +27,7 @@ from hms_tui.screens.reception import ReceptionScreen
 from hms_tui.services.desk import Desk
 from hms_tui.widgets.bigtext import BigText
 from hms_tui.widgets.queue_table import DiffTable
+from tests.conftest import open_every_day, slot_at
 from tests.tui_helpers import (
     FROZEN,
     column,
@@ -236,7 +237,8 @@ def test_booked_appointment_is_checked_in_from_the_search(
     offset = 12 - now.hour
     zone = "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
     desk.configure(timezone=zone)
-    at = (datetime.now(ZoneInfo(zone)) + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M")
+    open_every_day(desk, "D2")
+    at = slot_at(datetime.now(ZoneInfo(zone)) + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M")
     booked = desk.book("D2", clinic["patients"][6], at)
     assert booked.status == Status.BOOKED and booked.token is None
 

@@ -47,6 +47,7 @@ def _register() -> None:
     from hms_tui.cli import (  # noqa: F401
         audit_commands,
         bill_commands,
+        booking_commands,
         clinic_commands,
         db_commands,
         staff_commands,
@@ -59,9 +60,11 @@ def _register() -> None:
 _register()
 
 
-def report_error(message: str, kind: str, json_mode: bool) -> None:
+def report_error(message: str, kind: str, json_mode: bool,
+                 details: dict[str, object] | None = None) -> None:
     if json_mode:
-        sys.stderr.write(json.dumps({"error": message, "kind": kind}, ensure_ascii=False) + "\n")
+        sys.stderr.write(json.dumps({"error": message, "kind": kind, **(details or {})},
+                                    ensure_ascii=False) + "\n")
     else:
         sys.stderr.write(f"hms-tui: error: {message}\n")
 
@@ -72,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         app(args=args, prog_name="hms-tui", standalone_mode=False)
     except HmsError as exc:
-        report_error(printable(str(exc)), type(exc).__name__, json_mode)
+        report_error(printable(str(exc)), type(exc).__name__, json_mode, exc.details)
         sys.exit(exc.exit_code)
     except click_exceptions.NoArgsIsHelpError as exc:
         print(exc.ctx.get_help() if exc.ctx else str(exc))

@@ -21,8 +21,11 @@ from hms_tui.domain.models import (
     ClinicRules,
     Doctor,
     DoctorBoard,
+    Expected,
     Patient,
     PatientMatch,
+    Session,
+    Slot,
     TimelineEntry,
     Visit,
     to_jsonable,
@@ -214,4 +217,58 @@ def print_status(info: dict[str, Any]) -> None:
             ("Consultation", f"{rules.consult_minutes} min (default estimate)")]
     for key, value in rows:
         tbl.add_row(Text(key, style="bold"), t(value))
+    console.print(tbl)
+
+
+def print_booking(visit: Visit, prefix: str, zone: tzinfo) -> None:
+    when = visit.appointment_at
+    line = Text()
+    line.append("booked ", style="bold")
+    line.append(when.astimezone(zone).strftime("%Y-%m-%d %H:%M") if when else "?", style="bold")
+    line.append(f"  {printable(visit.patient_name)} ({printable(visit.mrn)}) with "
+                f"{printable(visit.doctor_name)}")
+    if visit.room:
+        line.append(f", {printable(visit.room)}")
+    line.append(f" · token {printable(prefix)}-… on arrival", style="dim")
+    line.append(f"  [visit {visit.visit_id}]", style="dim")
+    console.print(line)
+
+
+def print_slots(slots: Iterable[Slot], zone: tzinfo) -> None:
+    tbl = table("Slots", ["Start", "Capacity", "Booked", "Free", "Room"])
+    for s in slots:
+        tbl.add_row(s.starts.astimezone(zone).strftime("%H:%M"), str(s.capacity), str(s.booked),
+                    Text(str(s.free), style="bold green" if s.free else "red"), t(s.room))
+    console.print(tbl)
+
+
+def print_sessions(sessions: Iterable[Session]) -> None:
+    tbl = table("Sessions", ["Id", "Doctor", "Days", "From", "To", "Slot", "Capacity", "Room"])
+    for s in sessions:
+        tbl.add_row(str(s.id), t(s.doctor, "bold"), t(s.days or s.on_date),
+                    s.starts.strftime("%H:%M"), s.ends.strftime("%H:%M"),
+                    f"{s.slot_minutes} min", str(s.capacity), t(s.room))
+    console.print(tbl)
+
+
+def print_expected(entries: Iterable[Expected], zone: tzinfo) -> None:
+    tbl = table("Expected (booked, not arrived)", ["Slot", "Dr", "Patient", "MRN", "State",
+                                                    "Visit"])
+    for e in entries:
+        style = {"late": "yellow", "not arrived": "bold red"}.get(e.state, "")
+        tbl.add_row(e.appointment_at.astimezone(zone).strftime("%H:%M"), t(e.doctor, "bold"),
+                    t(e.patient_name), t(e.mrn), Text(e.state, style=style), str(e.visit_id))
+    console.print(tbl)
+
+
+def print_affected(visits: Iterable[Visit], zone: tzinfo) -> None:
+    rows = list(visits)
+    if not rows:
+        console.print(Text("No bookings are affected."))
+        return
+    tbl = table(f"{len(rows)} booking(s) fall in the leave: move or cancel them",
+                ["Slot", "Patient", "MRN", "Visit"])
+    for v in rows:
+        when = v.appointment_at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if v.appointment_at else ""
+        tbl.add_row(when, t(v.patient_name), t(v.mrn), str(v.visit_id))
     console.print(tbl)

@@ -47,18 +47,6 @@ def checkin(
 
 
 @root.command()
-def book(
-    ctx: typer.Context,
-    doctor: DoctorOpt,
-    patient: PatientOpt,
-    at: Annotated[str, typer.Option("--at", metavar="TIME", help='Clinic local time, "YYYY-MM-DD HH:MM".')],
-    json_: JsonFlag = False,
-) -> None:
-    """Book an appointment; the token is issued when the patient arrives."""
-    _show(common.desk(ctx).book(doctor, patient, at), json_)
-
-
-@root.command()
 def queue(
     ctx: typer.Context,
     doctor: DoctorOpt,

@@ -14,6 +14,7 @@ call (desk, staff, audit), and asyncpg connections for the listener (``libpq_tar
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import sys
 import threading
@@ -198,7 +199,7 @@ def translate(exc: BaseException) -> HmsError | None:
     if sqlstate is None and hasattr(orig, "diag"):
         sqlstate = orig.diag.sqlstate
     message = _message_of(orig)
-    mapped = from_sqlstate(sqlstate, message)
+    mapped = from_sqlstate(sqlstate, message, _details_of(orig))
     if mapped is not None:
         return mapped
     if isinstance(orig, psycopg.DataError) and "NUL" in str(orig):
@@ -206,6 +207,19 @@ def translate(exc: BaseException) -> HmsError | None:
     if isinstance(orig, (psycopg.OperationalError, psycopg.InterfaceError, OSError)):
         return DatabaseUnavailable(f"lost the database connection: {first_line(orig)}")
     return None
+
+
+def _details_of(err: BaseException) -> dict[str, object] | None:
+    """Fields a desk function put in its error's DETAIL as a JSON object (e.g. next_free)."""
+    diag = getattr(err, "diag", None)
+    detail = getattr(diag, "message_detail", None) if diag is not None else None
+    if not detail or not str(detail).startswith("{"):
+        return None
+    try:
+        value = json.loads(str(detail))
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _message_of(err: BaseException) -> str:

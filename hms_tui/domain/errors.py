@@ -8,9 +8,14 @@ from __future__ import annotations
 
 
 class HmsError(Exception):
-    """Base class: ``str(err)`` is the one-line message shown to the user."""
+    """Base class: ``str(err)`` is the one-line message shown to the user; ``details`` are
+    fields scripts may read beside it (the --json error object carries them)."""
 
     exit_code = 1
+
+    def __init__(self, message: str = "", details: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.details = details or {}
 
 
 class ConfigError(HmsError):
@@ -68,15 +73,17 @@ _BY_SQLSTATE: dict[str, type[HmsError]] = {
     "22P02": InvalidInput,  # invalid_text_representation
     "22023": InvalidInput,  # invalid_parameter_value (e.g. unknown time zone)
     "55P03": Busy,  # lock_not_available (lock_timeout)
+    "40P01": Busy,  # deadlock_detected (one of two crossing changes gave way)
     "57014": Busy,  # query_canceled (statement_timeout)
     "42501": Forbidden,  # insufficient_privilege
 }
 
 
-def from_sqlstate(sqlstate: str | None, message: str) -> HmsError | None:
+def from_sqlstate(sqlstate: str | None, message: str,
+                  details: dict[str, object] | None = None) -> HmsError | None:
     cls = _BY_SQLSTATE.get(sqlstate or "")
     if cls is None:
         return None
     if cls is Busy:
         message = f"the database is busy ({message}); nothing was changed, try again"
-    return cls(message)
+    return cls(message, details)

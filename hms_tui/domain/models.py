@@ -4,8 +4,9 @@ and they are the field names of ``--json`` output (a contract: scripts read them
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -119,6 +120,9 @@ class Visit:
     transferred_to: int | None
     wait_minutes: int | None
     replayed: bool
+    # While waiting: when the patient may expect to be called (as of the queue's last change).
+    eta_from: datetime | None = None
+    eta_to: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Visit:
@@ -133,6 +137,47 @@ def now_serving(visits: tuple[Visit, ...]) -> Visit | None:
     served first, latest call first (the display's 'now serving', the console's patient)."""
     first = visits[0] if visits else None
     return first if first is not None and first.status in SERVING_STATUSES else None
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One slot of a doctor's session: its start, how many it takes, how many are booked."""
+
+    doctor: str
+    starts: datetime
+    capacity: int
+    booked: int
+    free: int
+    room: str | None
+
+
+@dataclass(frozen=True)
+class Session:
+    """A doctor's session: weekly (``days``, e.g. 'mon,wed') or an extra one ``on_date``."""
+
+    id: int
+    doctor: str
+    days: str | None
+    on_date: date | None
+    starts: time
+    ends: time
+    slot_minutes: int
+    capacity: int
+    room: str | None
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A booking that has not arrived: 'due', 'late' (its slot began) or 'not arrived' (its
+    window closed)."""
+
+    visit_id: int
+    doctor: str
+    patient_id: int
+    patient_name: str
+    mrn: str
+    appointment_at: datetime
+    state: str
 
 
 @dataclass(frozen=True)
@@ -180,6 +225,15 @@ class ClinicRules:
     requeue_after: int
     skip_places: int
     consult_minutes: int
+    statement_limit_s: int = 30  # the longest statement a desk session may run
+    idle_limit_s: int = 60  # ... and stay idle inside a transaction
+    booking_early_minutes: int = 30  # a booked patient arriving this early keeps their slot
+    booking_late_minutes: int = 15  # ... and this late
+    queue_rule: str = "fair"  # 'fair': booked patients by slot time; 'arrival': all by arrival
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ClinicRules:
+        return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls)})
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ surrounding spaces) and shown literally.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal
 
 from hms_tui.domain.errors import InvalidInput
@@ -126,6 +126,24 @@ def birth_date(value: str | date | None) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         raise InvalidInput(f"date of birth {text!r} is not a date; use YYYY-MM-DD") from None
+
+
+def a_date(value: str | date | None, what: str) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    text = value.strip()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{what} {text[:20]!r} is not a date; use YYYY-MM-DD") from None
+
+
+def clock_time(value: str, what: str) -> time:
+    text = value.strip()
+    try:
+        return datetime.strptime(text, "%H:%M").time()
+    except ValueError:
+        raise InvalidInput(f"{what} {text[:20]!r} is not a time; use HH:MM") from None
 
 
 def appointment_time(value: str) -> datetime:

@@ -8,6 +8,7 @@ again by the database (CHECK constraints and the functions), which has the last 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, tzinfo
@@ -24,9 +25,12 @@ from hms_tui.domain.models import (
     ClinicRules,
     Doctor,
     DoctorBoard,
+    Expected,
     Patient,
     PatientMatch,
     Priority,
+    Session,
+    Slot,
     TimelineEntry,
     Visit,
 )
@@ -106,35 +110,21 @@ class Desk:
         return [DoctorBoard(**r) for r in self._rows("SELECT * FROM hms.doctor_board()")]
 
     def rules(self) -> ClinicRules:
-        row = self._one(
-            "SELECT clinic_name, timezone, recall_limit, requeue_after, skip_places, "
-            "consult_minutes FROM hms.get_rules()", read=True
-        )
-        return ClinicRules(**row)
+        return ClinicRules.from_row(self._one("SELECT * FROM hms.get_rules()", read=True))
 
-    def configure(
-        self,
-        *,
-        clinic_name: str | None = None,
-        timezone: str | None = None,
-        recall_limit: int | None = None,
-        requeue_after: int | None = None,
-        skip_places: int | None = None,
-        consult_minutes: int | None = None,
-    ) -> ClinicRules:
-        row = self._one(
-            "SELECT clinic_name, timezone, recall_limit, requeue_after, skip_places, consult_minutes"
-            " FROM hms.configure(%(name)s, %(tz)s, %(recall)s, %(requeue)s, %(skip)s, %(consult)s)",
-            {
-                "name": v.optional_text(clinic_name, "clinic name", 80),
-                "tz": v.optional_text(timezone, "time zone", 64),
-                "recall": recall_limit,
-                "requeue": requeue_after,
-                "skip": skip_places,
-                "consult": consult_minutes,
-            },
-        )
-        return ClinicRules(**row)
+    def configure(self, **changes: object) -> ClinicRules:
+        """Change the clinic settings given (ClinicRules' fields; None: leave as it is)."""
+        given = {k: val for k, val in changes.items() if val is not None}
+        unknown = set(given) - {f.name for f in dataclasses.fields(ClinicRules)}
+        if unknown:
+            raise InvalidInput(f"{sorted(unknown)[0]} is not a clinic setting")
+        if "clinic_name" in given:
+            given["clinic_name"] = v.clean_text(str(given["clinic_name"]), "clinic name", 80)
+        if "timezone" in given:
+            given["timezone"] = v.clean_text(str(given["timezone"]), "time zone", 64)
+        row = self._one("SELECT * FROM hms.configure(CAST(%(changes)s AS jsonb))",
+                        {"changes": json.dumps(given)})
+        return ClinicRules.from_row(row)
 
     def zone(self) -> tzinfo:
         """The clinic's time zone, for showing times (UTC if this machine does not know it)."""
@@ -188,10 +178,67 @@ class Desk:
             key=key,
         )
 
-    def book(self, doctor: str, patient_id: int, at: str) -> Visit:
+    def book(self, doctor: str, patient_id: int, at: str | None = None, *,
+             day: str | date | None = None, overbook: str | None = None) -> Visit:
+        """Book into the slot at ``at`` (clinic local "YYYY-MM-DD HH:MM"), or the first free
+        slot on ``day``; ``overbook`` (a reason) books past a full slot."""
         return self._visit(
-            "book", doctor=v.doctor_code(doctor), patient=patient_id, at=v.appointment_time(at)
-        )
+            "book", doctor=v.doctor_code(doctor), patient=patient_id,
+            at=v.appointment_time(at) if at else None, date=v.a_date(day, "date"),
+            overbook=v.optional_text(overbook, "overbook reason", v.REASON_MAX))
+
+    def reschedule(self, visit_id: int, at: str | None = None, *, day: str | date | None = None,
+                   overbook: str | None = None) -> Visit:
+        return self._visit(
+            "reschedule", visit=visit_id, at=v.appointment_time(at) if at else None,
+            date=v.a_date(day, "date"),
+            overbook=v.optional_text(overbook, "overbook reason", v.REASON_MAX))
+
+    def slots(self, doctor: str, day: str | date | None = None) -> list[Slot]:
+        rows = self._rows("SELECT * FROM hms.slots(%(doctor)s, %(date)s)",
+                          {"doctor": v.doctor_code(doctor), "date": v.a_date(day, "date")})
+        return [Slot(**r) for r in rows]
+
+    def expected(self, day: str | date | None = None, doctor: str | None = None) -> list[Expected]:
+        rows = self._rows("SELECT * FROM hms.expected(%(date)s, %(doctor)s)",
+                          {"date": v.a_date(day, "date"),
+                           "doctor": v.doctor_code(doctor) if doctor else None})
+        return [Expected(**r) for r in rows]
+
+    # -- sessions and leave --------------------------------------------------------------------
+
+    def add_session(self, doctor: str, *, days: str | None = None, on: str | date | None = None,
+                    start: str, end: str, slot_minutes: int, capacity: int,
+                    room: str | None = None) -> Session:
+        if (days is None) == (on is None):
+            raise InvalidInput("give the weekdays of a weekly session (--days mon,wed) or the "
+                               "date of an extra one (--on YYYY-MM-DD)")
+        row = self._one(
+            "SELECT * FROM hms.session_add(%(doctor)s, %(days)s, %(on)s, %(start)s, %(end)s, "
+            "%(slot)s, %(capacity)s, %(room)s)",
+            {"doctor": v.doctor_code(doctor), "days": days, "on": v.a_date(on, "session date"),
+             "start": v.clock_time(start, "start"), "end": v.clock_time(end, "end"),
+             "slot": slot_minutes, "capacity": capacity,
+             "room": v.optional_text(room, "room", v.ROOM_MAX)})
+        return Session(**row)
+
+    def sessions(self, doctor: str | None = None) -> list[Session]:
+        rows = self._rows("SELECT * FROM hms.session_list(%(doctor)s)",
+                          {"doctor": v.doctor_code(doctor) if doctor else None})
+        return [Session(**r) for r in rows]
+
+    def remove_session(self, session_id: int) -> Session:
+        return Session(**self._one("SELECT * FROM hms.session_remove(%(id)s)", {"id": session_id}))
+
+    def add_leave(self, doctor: str, start: str | date, end: str | date | None = None,
+                  reason: str | None = None) -> list[Visit]:
+        """Leave from ``start`` to ``end``; returns the bookings it affects."""
+        rows = self._rows(
+            "SELECT * FROM hms.leave_add(%(doctor)s, %(from)s, %(to)s, %(reason)s)",
+            {"doctor": v.doctor_code(doctor), "from": v.a_date(start, "leave start"),
+             "to": v.a_date(end, "leave end"),
+             "reason": v.optional_text(reason, "reason", v.REASON_MAX)}, read=False)
+        return [Visit.from_row(r) for r in rows]
 
     def arrive(self, visit_id: int) -> Visit:
         return self._visit("arrive", visit=visit_id)

@@ -193,9 +193,9 @@ class LiveQueues:
                 visit = Visit.from_row(dict(info))
             elif row["visit_id"] in held:
                 visit = held[row["visit_id"]]
-                if (visit.position, visit.wait_minutes) != (row["position"], row["wait_minutes"]):
-                    visit = dataclasses.replace(visit, position=row["position"],
-                                                wait_minutes=row["wait_minutes"])
+                fresh = {k: row[k] for k in ("position", "wait_minutes", "eta_from", "eta_to")}
+                if any(getattr(visit, k) != value for k, value in fresh.items()):
+                    visit = dataclasses.replace(visit, **fresh)
             else:
                 return None
             visits.append(visit)

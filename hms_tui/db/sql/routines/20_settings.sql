@@ -28,21 +28,35 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
     SELECT * FROM hms.settings
 $$;
 
-CREATE FUNCTION hms.configure(
-    p_clinic_name text, p_timezone text, p_recall_limit integer, p_requeue_after integer,
-    p_skip_places integer, p_consult_minutes integer
-) RETURNS hms.settings
+-- Change clinic settings: p_changes holds the ones to change, by column name (a key this
+-- clinic does not have is refused, not ignored).
+CREATE FUNCTION hms.configure(p_changes jsonb) RETURNS hms.settings
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp SET lock_timeout = '5s' AS $$
-DECLARE s hms.settings;
+DECLARE
+    s   hms.settings;
+    key text;
 BEGIN
     PERFORM hms.begin_action('configure');
-    UPDATE hms.settings SET
-        clinic_name = coalesce(p_clinic_name, clinic_name),
-        timezone = coalesce(p_timezone, timezone),
-        recall_limit = coalesce(p_recall_limit, recall_limit),
-        requeue_after = coalesce(p_requeue_after, requeue_after),
-        skip_places = coalesce(p_skip_places, skip_places),
-        consult_minutes = coalesce(p_consult_minutes, consult_minutes)
-    RETURNING * INTO s;
+    IF jsonb_typeof(p_changes) <> 'object' THEN
+        PERFORM hms.fail('HM422', 'clinic settings are a JSON object of the settings to change');
+    END IF;
+    FOR key IN SELECT jsonb_object_keys(p_changes) LOOP
+        IF key = 'id' OR NOT EXISTS (SELECT 1 FROM pg_attribute
+                                      WHERE attrelid = 'hms.settings'::regclass AND attnum > 0
+                                        AND NOT attisdropped AND attname = key) THEN
+            PERFORM hms.fail('HM422', format('%s is not a clinic setting', key));
+        END IF;
+    END LOOP;
+    SELECT * INTO s FROM hms.settings FOR UPDATE;
+    s := jsonb_populate_record(s, p_changes);
+    s.clinic_name := hms.trim_text(s.clinic_name);
+    -- Every column from the merged row (the list follows the table as migrations grow it).
+    EXECUTE (SELECT 'UPDATE hms.settings SET '
+                    || string_agg(format('%1$I = ($1).%1$I', attname), ', ' ORDER BY attnum)
+                    || ' RETURNING *'
+               FROM pg_attribute
+              WHERE attrelid = 'hms.settings'::regclass AND attnum > 0 AND NOT attisdropped
+                AND attname <> 'id')
+       INTO s USING s;
     RETURN s;
 END $$;

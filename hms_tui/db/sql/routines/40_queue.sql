@@ -48,13 +48,14 @@ BEGIN
     IF TG_OP = 'UPDATE' AND NEW IS NOT DISTINCT FROM OLD THEN
         RETURN NEW;  -- nothing changed: no new version, no audit row
     END IF;
-    UPDATE hms.counters SET version = version + 1
+    UPDATE hms.counters SET version = version + 1, changed_at = now()
      WHERE kind = 'serial' AND scope_id = NEW.doctor_id AND period = NEW.business_date
     RETURNING version INTO NEW.queue_version;
     IF NOT FOUND THEN  -- a write that did not go through the desk functions
-        INSERT INTO hms.counters (kind, scope_id, period, version)
-        VALUES ('serial', NEW.doctor_id, NEW.business_date, 1)
-        ON CONFLICT (kind, scope_id, period) DO UPDATE SET version = hms.counters.version + 1
+        INSERT INTO hms.counters (kind, scope_id, period, version, changed_at)
+        VALUES ('serial', NEW.doctor_id, NEW.business_date, 1, now())
+        ON CONFLICT (kind, scope_id, period)
+            DO UPDATE SET version = hms.counters.version + 1, changed_at = now()
         RETURNING version INTO NEW.queue_version;
     END IF;
     RETURN NEW;
@@ -62,17 +63,23 @@ END $$;
 CREATE TRIGGER visits_queue_version BEFORE INSERT OR UPDATE ON hms.visits
     FOR EACH ROW EXECUTE FUNCTION hms.stamp_queue_version();
 
--- Minutes per patient for wait estimates: the doctor's own pace today -- the average of their
--- last 10 consultations of at least a minute (shorter ones are keying slips) -- once there are
--- three of them; until then the clinic's setting.
+-- Minutes per patient for wait estimates: the doctor's own pace -- the average of their
+-- last 10 consultations of at least a minute (shorter ones are keying slips) -- today once
+-- there are three; else over the 7 days before (at least three); else the clinic's setting.
 CREATE FUNCTION hms.consult_minutes(p_doctor integer, p_date date) RETURNS numeric
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
-    SELECT CASE WHEN count(*) >= 3 THEN avg(recent.minutes)
-                ELSE (SELECT consult_minutes FROM hms.settings) END
+    SELECT coalesce(hms.pace(p_doctor, p_date, p_date), hms.pace(p_doctor, p_date - 7, p_date - 1),
+                    (SELECT consult_minutes FROM hms.settings))
+$$;
+
+CREATE FUNCTION hms.pace(p_doctor integer, p_from date, p_to date) RETURNS numeric
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN count(*) >= 3 THEN avg(recent.minutes) END
       FROM (SELECT extract(epoch FROM ended_at - started_at) / 60 AS minutes
               FROM hms.visits
-             WHERE doctor_id = p_doctor AND business_date = p_date AND status = 'COMPLETED'
-               AND started_at IS NOT NULL AND ended_at - started_at >= interval '1 minute'
+             WHERE doctor_id = p_doctor AND business_date BETWEEN p_from AND p_to
+               AND status = 'COMPLETED' AND started_at IS NOT NULL
+               AND ended_at - started_at >= interval '1 minute'
              ORDER BY ended_at DESC LIMIT 10) recent
 $$;
 
@@ -90,9 +97,13 @@ $$;
 --      and place within equal keys (moved by skip and requeue), then id; positions 1..N and
 --      wait estimates;
 --   3. everything else (finished, booked) by latest call, then serial.
+-- With p_now, each waiting patient's estimated call time as a range: from 0.8 to 1.2 times the
+-- estimate (optimistic and pessimistic), plus 5 minutes on the late side.
 -- Pure (it reads no table): the audit replay ranks rebuilt rows with it too.
-CREATE FUNCTION hms.ranked(p_visits hms.visits[], p_per_patient numeric)
-RETURNS TABLE (ord integer, visit hms.visits, "position" integer, wait_minutes integer)
+CREATE FUNCTION hms.ranked(p_visits hms.visits[], p_per_patient numeric,
+                           p_now timestamptz DEFAULT NULL)
+RETURNS TABLE (ord integer, visit hms.visits, "position" integer, wait_minutes integer,
+               eta_from timestamptz, eta_to timestamptz)
 LANGUAGE sql IMMUTABLE AS $$
     WITH r AS (
         SELECT v AS visit,
@@ -108,12 +119,41 @@ LANGUAGE sql IMMUTABLE AS $$
                count(*) FILTER (WHERE v.status IN ('CALLED', 'IN_CONSULTATION')) OVER () AS serving
           FROM unnest(p_visits) AS v
     )
-    SELECT r.ord, r.visit,
-           CASE WHEN r.waiting THEN r.ord - r.serving::integer END,
-           CASE WHEN r.waiting THEN hms.wait_estimate(p_per_patient, r.serving,
-                                                      r.ord - r.serving::integer) END
-      FROM r
+    SELECT r.ord, r.visit, w.pos, w.minutes,
+           p_now + make_interval(mins => floor(w.minutes * 0.8)::integer),
+           p_now + make_interval(mins => ceil(w.minutes * 1.2)::integer + 5)
+      FROM r,
+           LATERAL (SELECT CASE WHEN r.waiting THEN r.ord - r.serving::integer END AS pos) p,
+           LATERAL (SELECT hms.wait_estimate(p_per_patient, r.serving, p.pos) AS minutes,
+                           p.pos) w
      ORDER BY r.ord
+$$;
+
+-- The queue key of a patient joining the waiting line now -- where the clinic's rule puts
+-- them. 'fair' (the default): a booked patient who arrives within the window around their
+-- slot (booking_early_minutes before it to booking_late_minutes after) takes their place by
+-- slot time, so walk-ins who came after the slot began queue behind them and those who came
+-- before stay ahead; anyone else, and everyone under 'arrival', by arrival. hms.ranked then
+-- orders by priority first, then this key.
+CREATE FUNCTION hms.arrival_key(p_appointment timestamptz DEFAULT NULL) RETURNS numeric
+LANGUAGE sql STABLE AS $$
+    SELECT hms.epoch_us(CASE
+               WHEN s.queue_rule = 'fair' AND p_appointment IS NOT NULL
+                    AND now() BETWEEN p_appointment - make_interval(mins => s.booking_early_minutes)
+                                  AND p_appointment + make_interval(mins => s.booking_late_minutes)
+               THEN p_appointment ELSE now() END)::numeric / 1000000
+      FROM hms.settings s
+$$;
+
+-- The estimate a patient is given as they join the line: v (as it is about to be written)
+-- ranked among the day's others, as every read will rank it.
+CREATE FUNCTION hms.quote(v hms.visits, OUT eta_from timestamptz, OUT eta_to timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT r.eta_from, r.eta_to
+      FROM hms.ranked(ARRAY(SELECT o FROM unnest(hms.day_visits(v.doctor_id, v.business_date, false)) o
+                             WHERE o.id IS DISTINCT FROM v.id) || v,
+                      hms.consult_minutes(v.doctor_id, v.business_date), now()) r
+     WHERE (r.visit).id IS NOT DISTINCT FROM v.id
 $$;
 
 -- A doctor's visits of a day: the active ones (waiting or being served), or all of them.
@@ -151,13 +191,24 @@ CREATE TYPE hms.visit_info AS (
     transferred_from bigint,
     transferred_to   bigint,
     wait_minutes     integer,
-    replayed         boolean
+    replayed         boolean,
+    eta_from         timestamptz,
+    eta_to           timestamptz
 );
 
+-- The moment a queue's estimates are reckoned from: its last change (so every read of one
+-- version gives the same estimates, and a screen holding that version holds them too), or
+-- now for a queue that has not changed today.
+CREATE FUNCTION hms.queue_clock(p_doctor integer, p_date date) RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT changed_at FROM hms.counters
+                      WHERE kind = 'serial' AND scope_id = p_doctor AND period = p_date), now())
+$$;
+
 -- hms.ranked's rows with what the desk shows of each, joined once (set-based: every live
--- screen reads this on every change).
+-- screen reads this on every change). Estimates as of p_now (default: the queue's clock).
 CREATE FUNCTION hms.ranked_infos(p_visits hms.visits[], p_per_patient numeric,
-                                 p_replayed boolean DEFAULT false)
+                                 p_replayed boolean DEFAULT false, p_now timestamptz DEFAULT NULL)
 RETURNS TABLE (ord integer, queue_version bigint, info hms.visit_info)
 LANGUAGE sql STABLE AS $$
     SELECT r.ord, (r.visit).queue_version, ROW(
@@ -167,8 +218,10 @@ LANGUAGE sql STABLE AS $$
         (r.visit).called_at, (r.visit).call_count, (r.visit).started_at, (r.visit).ended_at,
         (r.visit).cancel_reason, (r.visit).transferred_from,
         (SELECT t.id FROM hms.visits t WHERE t.transferred_from = (r.visit).id),
-        r.wait_minutes, p_replayed)::hms.visit_info
-      FROM hms.ranked(p_visits, p_per_patient) r
+        r.wait_minutes, p_replayed, r.eta_from, r.eta_to)::hms.visit_info
+      FROM hms.ranked(p_visits, p_per_patient,
+                      coalesce(p_now, hms.queue_clock((p_visits[1]).doctor_id,
+                                                      (p_visits[1]).business_date))) r
       JOIN hms.patients p ON p.id = (r.visit).patient_id
       JOIN hms.doctors d ON d.id = (r.visit).doctor_id
      ORDER BY r.ord
@@ -270,7 +323,8 @@ END $$;
 -- gives one row of just its version. Visits missing from the answer have left the queue.
 CREATE FUNCTION hms.live_rows(p_doctors text[], p_since bigint[], p_masked boolean)
 RETURNS TABLE (doctor text, head_version bigint, ord integer, visit_id bigint,
-               "position" integer, wait_minutes integer, info hms.visit_info)
+               "position" integer, wait_minutes integer, eta_from timestamptz,
+               eta_to timestamptz, info hms.visit_info)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     bd    date := hms.business_date();
@@ -287,25 +341,29 @@ BEGIN
         head := coalesce(head, 0);
         IF since > 0 AND head = since THEN
             RETURN QUERY SELECT d.code, head, NULL::integer, NULL::bigint, NULL::integer,
-                                NULL::integer, NULL::hms.visit_info;
+                                NULL::integer, NULL::timestamptz, NULL::timestamptz,
+                                NULL::hms.visit_info;
             CONTINUE;
         END IF;
         RETURN QUERY
         SELECT d.code, head, x.ord, (x.info).visit_id, (x.info).position, (x.info).wait_minutes,
+               (x.info).eta_from, (x.info).eta_to,
                CASE WHEN x.queue_version <= since THEN NULL
                     WHEN p_masked THEN hms.masked(x.info) ELSE x.info END
           FROM hms.ranked_infos(hms.day_visits(d.id, bd, false), hms.consult_minutes(d.id, bd)) x
          ORDER BY x.ord;
         IF NOT FOUND THEN  -- an empty queue: just its version
             RETURN QUERY SELECT d.code, head, NULL::integer, NULL::bigint, NULL::integer,
-                                NULL::integer, NULL::hms.visit_info;
+                                NULL::integer, NULL::timestamptz, NULL::timestamptz,
+                                NULL::hms.visit_info;
         END IF;
     END LOOP;
 END $$;
 
 CREATE FUNCTION hms.live_queues(p_doctors text[], p_since bigint[])
 RETURNS TABLE (doctor text, head_version bigint, ord integer, visit_id bigint,
-               "position" integer, wait_minutes integer, info hms.visit_info)
+               "position" integer, wait_minutes integer, eta_from timestamptz,
+               eta_to timestamptz, info hms.visit_info)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
     SELECT * FROM hms.live_rows(p_doctors, p_since, false)
 $$;

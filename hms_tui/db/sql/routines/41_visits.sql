@@ -5,7 +5,7 @@
 CREATE FUNCTION hms.transition_allowed(f hms.visit_status, t hms.visit_status) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
     SELECT (f, t) IN (
-        ('BOOKED', 'BOOKED'), ('BOOKED', 'WAITING'), ('BOOKED', 'CANCELLED'),
+        ('BOOKED', 'BOOKED'), ('BOOKED', 'WAITING'), ('BOOKED', 'CANCELLED'), ('BOOKED', 'NO_SHOW'),
         ('WAITING', 'WAITING'), ('WAITING', 'CALLED'), ('WAITING', 'CANCELLED'), ('WAITING', 'TRANSFERRED'),
         ('CALLED', 'CALLED'), ('CALLED', 'IN_CONSULTATION'), ('CALLED', 'CANCELLED'),
         ('CALLED', 'NO_SHOW'), ('CALLED', 'TRANSFERRED'),
@@ -23,14 +23,14 @@ BEGIN
                              OLD.id, coalesce(OLD.token, 'booked'), OLD.status, NEW.status);
     END IF;
     IF NEW.doctor_id <> OLD.doctor_id OR NEW.patient_id <> OLD.patient_id
-       OR NEW.business_date <> OLD.business_date
+       OR (NEW.business_date <> OLD.business_date AND NOT (OLD.status = 'BOOKED' AND NEW.status = 'BOOKED'))
        OR (OLD.serial IS NOT NULL AND NEW.serial IS DISTINCT FROM OLD.serial)
        OR (OLD.token IS NOT NULL AND NEW.token IS DISTINCT FROM OLD.token)
        OR NEW.transferred_from IS DISTINCT FROM OLD.transferred_from
        OR (OLD.idempotency_key IS NOT NULL
            AND NEW.idempotency_key IS DISTINCT FROM OLD.idempotency_key) THEN
         RAISE EXCEPTION USING ERRCODE = 'HM423',
-            MESSAGE = format('visit %s: doctor, patient, date, token and origin never change; transfer instead', OLD.id);
+            MESSAGE = format('visit %s: doctor, patient, date (once arrived), token and origin never change; transfer instead', OLD.id);
     END IF;
     RETURN NEW;
 END $$;
@@ -136,15 +136,29 @@ BEGIN
     END IF;
 END $$;
 
--- The queue key of a patient joining the waiting line now: their arrival.
-CREATE FUNCTION hms.arrival_key() RETURNS numeric
-LANGUAGE sql STABLE AS $$
-    SELECT hms.epoch_us(now())::numeric / 1000000
-$$;
 
 -- ---------------------------------------------------------------------------------------
 -- Joining the queue
 -- ---------------------------------------------------------------------------------------
+-- A patient joins the waiting line: row w (a new visit, or a booking arriving) gets its token,
+-- its place (hms.arrival_key) and the estimate quoted to the patient, then is written. The
+-- caller holds the queue's lock.
+CREATE FUNCTION hms.join_line(w hms.visits, p_prefix text) RETURNS hms.visits
+LANGUAGE plpgsql AS $$
+DECLARE q record;
+BEGIN
+    w.serial := hms.next_serial(w.doctor_id, w.business_date);
+    w.token := hms.make_token(p_prefix, w.serial);
+    w.status := 'WAITING';
+    w.checked_in_at := now();
+    w.queue_key := hms.arrival_key(w.appointment_at);
+    w.queue_sub := 0;
+    SELECT * INTO q FROM hms.quote(w);
+    w.quoted_from := q.eta_from;
+    w.quoted_to := q.eta_to;
+    RETURN w;
+END $$;
+
 CREATE FUNCTION hms.checkin(p_doctor text, p_patient bigint, p_priority text DEFAULT 'NORMAL',
                             p_key text DEFAULT NULL) RETURNS hms.visit_info
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp SET lock_timeout = '5s' AS $$
@@ -155,7 +169,7 @@ DECLARE
     bd     date := hms.business_date();
     v_key  text := hms.trim_text(p_key);
     seen   hms.visits;
-    s      integer;
+    w      hms.visits;
     new_id bigint;
 BEGIN
     PERFORM hms.begin_action('checkin');
@@ -177,39 +191,31 @@ BEGIN
        FOR UPDATE;
     IF FOUND THEN
         PERFORM hms.begin_action('arrive');
-        s := hms.next_serial(d.id, bd);
-        UPDATE hms.visits SET status = 'WAITING', serial = s, token = hms.make_token(d.token_prefix, s),
-                              priority = greatest(priority, prio), checked_in_at = now(),
-                              queue_key = hms.arrival_key(), idempotency_key = v_key
+        seen.priority := greatest(seen.priority, prio);
+        seen.idempotency_key := v_key;
+        w := hms.join_line(seen, d.token_prefix);
+        UPDATE hms.visits SET status = w.status, serial = w.serial, token = w.token,
+                              priority = w.priority, checked_in_at = w.checked_in_at,
+                              queue_key = w.queue_key, queue_sub = w.queue_sub,
+                              idempotency_key = w.idempotency_key, quoted_from = w.quoted_from,
+                              quoted_to = w.quoted_to
          WHERE id = seen.id;
         RETURN hms.visit_info(seen.id);
     END IF;
     PERFORM hms.assert_no_active_visit(pat.id, d, bd);
-    s := hms.next_serial(d.id, bd);
+    w.doctor_id := d.id;
+    w.patient_id := pat.id;
+    w.business_date := bd;
+    w.priority := prio;
+    w.idempotency_key := v_key;
+    w.call_count := 0;
+    w := hms.join_line(w, d.token_prefix);
     INSERT INTO hms.visits (doctor_id, patient_id, business_date, serial, token, status, priority,
-                            queue_key, checked_in_at, idempotency_key)
-    VALUES (d.id, pat.id, bd, s, hms.make_token(d.token_prefix, s), 'WAITING', prio,
-            hms.arrival_key(), now(), v_key)
-    RETURNING id INTO new_id;
-    RETURN hms.visit_info(new_id);
-END $$;
-
-CREATE FUNCTION hms.book(p_doctor text, p_patient bigint, p_at timestamp) RETURNS hms.visit_info
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp SET lock_timeout = '5s' AS $$
-DECLARE
-    d      hms.doctors := hms.active_doctor(p_doctor);
-    pat    hms.patients := hms.patient_by_id(p_patient);
-    at_tz  timestamptz := p_at AT TIME ZONE (SELECT timezone FROM hms.settings);
-    new_id bigint;
-BEGIN
-    PERFORM hms.begin_action('book');
-    IF at_tz < now() THEN
-        PERFORM hms.fail('HM422', format('appointment time %s is in the past', p_at));
-    END IF;
-    PERFORM hms.lock_queue(d.id, p_at::date);
-    PERFORM hms.assert_no_active_visit(pat.id, d, p_at::date);
-    INSERT INTO hms.visits (doctor_id, patient_id, business_date, status, appointment_at)
-    VALUES (d.id, pat.id, p_at::date, 'BOOKED', at_tz)
+                            queue_key, queue_sub, checked_in_at, idempotency_key, quoted_from,
+                            quoted_to)
+    VALUES (w.doctor_id, w.patient_id, w.business_date, w.serial, w.token, w.status, w.priority,
+            w.queue_key, w.queue_sub, w.checked_in_at, w.idempotency_key, w.quoted_from,
+            w.quoted_to)
     RETURNING id INTO new_id;
     RETURN hms.visit_info(new_id);
 END $$;
@@ -218,15 +224,15 @@ CREATE FUNCTION hms.arrive(p_visit bigint) RETURNS hms.visit_info
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp SET lock_timeout = '5s' AS $$
 DECLARE
     v hms.visits := hms.open_visit(p_visit, 'arrive', '{BOOKED}', 'mark it arrived');
-    d hms.doctors;
-    s integer;
+    w hms.visits;
 BEGIN
     PERFORM hms.assert_today(v, 'mark it arrived',
         format('it is booked for %s, not today; check the patient in as a walk-in', v.business_date));
-    SELECT * INTO d FROM hms.doctors WHERE id = v.doctor_id;
-    s := hms.next_serial(v.doctor_id, v.business_date);
-    UPDATE hms.visits SET status = 'WAITING', serial = s, token = hms.make_token(d.token_prefix, s),
-                          checked_in_at = now(), queue_key = hms.arrival_key()
+    w := hms.join_line(v, (SELECT token_prefix FROM hms.doctors WHERE id = v.doctor_id));
+    UPDATE hms.visits SET status = w.status, serial = w.serial, token = w.token,
+                          checked_in_at = w.checked_in_at, queue_key = w.queue_key,
+                          queue_sub = w.queue_sub, quoted_from = w.quoted_from,
+                          quoted_to = w.quoted_to
      WHERE id = v.id;
     RETURN hms.visit_info(v.id);
 END $$;
@@ -382,7 +388,7 @@ DECLARE
     from_d integer;
     bd     date;
     v      hms.visits;
-    s      integer;
+    w      hms.visits;
     new_id bigint;
 BEGIN
     PERFORM hms.begin_action('transfer');
@@ -403,11 +409,19 @@ BEGIN
     PERFORM hms.assert_today(v, 'transfer it', format('it is from %s; check the patient in again', bd));
     UPDATE hms.visits SET status = 'TRANSFERRED', ended_at = now() WHERE id = v.id;
     PERFORM hms.assert_no_active_visit(v.patient_id, target, bd);
-    s := hms.next_serial(target.id, bd);
+    w.doctor_id := target.id;
+    w.patient_id := v.patient_id;
+    w.business_date := bd;
+    w.priority := v.priority;
+    w.transferred_from := v.id;
+    w.call_count := 0;
+    w := hms.join_line(w, target.token_prefix);
     INSERT INTO hms.visits (doctor_id, patient_id, business_date, serial, token, status, priority,
-                            queue_key, checked_in_at, transferred_from)
-    VALUES (target.id, v.patient_id, bd, s, hms.make_token(target.token_prefix, s), 'WAITING',
-            v.priority, hms.arrival_key(), now(), v.id)
+                            queue_key, queue_sub, checked_in_at, transferred_from, quoted_from,
+                            quoted_to)
+    VALUES (w.doctor_id, w.patient_id, w.business_date, w.serial, w.token, w.status, w.priority,
+            w.queue_key, w.queue_sub, w.checked_in_at, w.transferred_from, w.quoted_from,
+            w.quoted_to)
     RETURNING id INTO new_id;
     RETURN hms.visit_info(new_id);
 END $$;

@@ -46,7 +46,8 @@ CREATE VIEW hms.display_queue WITH (security_barrier) AS SELECT * FROM hms.displ
 
 CREATE FUNCTION hms.live_display(p_doctors text[], p_since bigint[])
 RETURNS TABLE (doctor text, head_version bigint, ord integer, visit_id bigint,
-               "position" integer, wait_minutes integer, info hms.visit_info)
+               "position" integer, wait_minutes integer, eta_from timestamptz,
+               eta_to timestamptz, info hms.visit_info)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
     SELECT * FROM hms.live_rows(p_doctors, p_since, true)
 $$;

@@ -41,11 +41,17 @@ GRANT EXECUTE ON FUNCTION
 -- Reception: patients, check-in, booking, arrival, cancel, priority, transfer, bills.
 GRANT EXECUTE ON FUNCTION
     hms.add_patient(text, text, date), hms.get_patient(bigint), hms.search_patients(text, integer),
-    hms.checkin(text, bigint, text, text), hms.book(text, bigint, timestamp), hms.arrive(bigint),
+    hms.checkin(text, bigint, text, text), hms.arrive(bigint),
+    hms.book(text, bigint, timestamp, date, text), hms.reschedule(bigint, timestamp, date, text),
     hms.cancel(bigint, text), hms.set_priority(bigint, text), hms.transfer(bigint, text),
     hms.create_bill(bigint, jsonb), hms.void_bill(text, text), hms.bill_info(bigint),
     hms.find_bill(text), hms.visit_bills(bigint)
     TO hms_reception, hms_admin;
+
+-- Appointments: slots, sessions and who is expected, for the desk and the doctors.
+GRANT EXECUTE ON FUNCTION
+    hms.slots(text, date), hms.session_list(text), hms.expected(date, text)
+    TO hms_reception, hms_doctor, hms_admin;
 
 -- Doctors: the consultation (on their own visits: hms.assert_may_act).
 GRANT EXECUTE ON FUNCTION
@@ -56,10 +62,12 @@ GRANT EXECUTE ON FUNCTION
 -- Admin: doctors, clinic settings, staff, the audit trail.
 GRANT EXECUTE ON FUNCTION
     hms.add_doctor(text, text, text, text), hms.update_doctor(text, text, text, text, boolean),
-    hms.configure(text, text, integer, integer, integer, integer),
+    hms.configure(jsonb),
     hms.audit_tail(integer, text, text, bigint),
     hms.staff_add(text, text, text[], text), hms.staff_list(), hms.staff_disable(text),
-    hms.staff_enable(text), hms.staff_link(text, text, boolean), hms.audit_seal(integer)
+    hms.staff_enable(text), hms.staff_link(text, text, boolean), hms.audit_seal(integer),
+    hms.session_add(text, text, date, time, time, integer, integer, text),
+    hms.session_remove(integer), hms.leave_add(text, date, date, text)
     TO hms_admin;
 -- The trail, sealed and not yet sealed (audit verify reads the rows and the head itself).
 GRANT SELECT ON hms.audit_log, hms.audit_pending TO hms_admin;
