@@ -161,9 +161,6 @@ def test_listener_connects_through_pgbouncer(
     assert "unsupported startup parameter" not in pgb.log_text()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "the listener does not detect a transaction-mode pooler, where LISTEN cannot work; today "
-    "it cannot even connect (startup parameter), and with that fixed it would say 'live'"))
 def test_listener_says_in_one_line_that_transaction_pooling_cannot_carry_listen(
     cluster_factory: Callable[..., Cluster], bouncer_factory: Callable[..., Bouncer]
 ) -> None:
@@ -315,9 +312,6 @@ def test_failover_with_synchronous_replication_loses_no_acknowledged_checkin(
     assert len(seen) == len(set(seen))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "pointed at a standby only, a check-in fails with a read-only-transaction traceback "
-    "instead of one line saying the server is a read-only standby"))
 def test_standby_only_url_gives_one_clear_line(
     replica_set_factory: Callable[..., ReplicaSet], tmp_path: Path
 ) -> None:

@@ -7,6 +7,12 @@ call (desk, staff, audit), and asyncpg connections for the listener (``libpq_tar
   pooler (PgBouncer in transaction mode included).
 * The pool checks a connection before handing it out (SQLAlchemy's pre-ping): after an
   outage the first call on a terminal gets a fresh connection instead of a dead one.
+* A connection to a read-only standby is refused at once with one line (StandbyOnly): a
+  desk there could only fail later, and its reads would be silently stale.
+* Every call is bounded by ``action_timeout`` on the client: a commit that waits for a
+  synchronous standby that is down waits for ever on the server (statement_timeout does not
+  bound it, cancelling it makes it visible unreplicated), so the client stops waiting, drops
+  the connection and says the action may have happened (Unconfirmed) -- never a blind retry.
 * libpq conventions hold: an empty URL means PG* variables; passwords come from ~/.pgpass,
   PGPASSWORD or a prompt, never from the config file.
 """
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import socket
 import sys
 import threading
 from collections.abc import Iterator, Mapping
@@ -27,7 +34,14 @@ from psycopg import ClientCursor
 from psycopg import conninfo as pg_conninfo
 from psycopg.rows import dict_row
 
-from hms_tui.domain.errors import DatabaseUnavailable, HmsError, InvalidInput, from_sqlstate
+from hms_tui.domain.errors import (
+    DatabaseUnavailable,
+    HmsError,
+    InvalidInput,
+    StandbyOnly,
+    Unconfirmed,
+    from_sqlstate,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -45,7 +59,11 @@ KEEPALIVE_OPTIONS: Mapping[str, str] = {
     "tcp_user_timeout": "15000",
 }
 DEFAULT_POOL_SIZE = 1
+MAX_POOL_SIZE = 10
+DEFAULT_ACTION_TIMEOUT = 15.0  # seconds; a desk action normally takes milliseconds
 Row = dict[str, Any]
+# What libpq says of a server that target_session_attrs=read-write (or primary) skipped.
+_STANDBY_REFUSALS = ("session is read-only", "server is in hot standby mode")
 
 
 @dataclass
@@ -59,9 +77,14 @@ class Database:
     embedded: EmbeddedServer | None = None
     pool_size: int = DEFAULT_POOL_SIZE
     listen_conninfo: str | None = None  # the listener's own address (past a pooler), if any
+    action_timeout: float = DEFAULT_ACTION_TIMEOUT  # client-side bound on every call
     _engine: Engine | None = field(default=None, init=False, repr=False)
     # Typed once at a prompt when neither .pgpass nor PGPASSWORD had one; memory only.
     _password: str | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.pool_size <= MAX_POOL_SIZE:
+            raise ValueError(f"pool_size must be 1-{MAX_POOL_SIZE}, not {self.pool_size}")
 
     def params(self, conninfo: str | None = None) -> dict[str, str]:
         """The conninfo with SSL settings, timeouts and keepalives applied (TCP only)."""
@@ -90,13 +113,24 @@ class Database:
     # -- connections ---------------------------------------------------------------------------
 
     def connect(self) -> psycopg.Connection[Any]:
-        """A new autocommit psycopg connection that never prepares statements."""
+        """A new autocommit psycopg connection to a primary that never prepares statements."""
         try:
-            return self._open()
+            conn = self._open()
         except psycopg.OperationalError as exc:
+            if standby_refusal(str(exc)):
+                raise self.standby_only() from None
             raise DatabaseUnavailable(
                 f"cannot connect to {self.describe()}: {first_line(exc)}"
             ) from None
+        if is_standby(conn):
+            conn.close()
+            raise self.standby_only()
+        return conn
+
+    def standby_only(self) -> StandbyOnly:
+        return StandbyOnly(f"this server is a read-only standby ({self.describe()}); point "
+                           "hms-tui at the primary (or list every server with "
+                           "target_session_attrs=read-write)")
 
     def _open(self) -> psycopg.Connection[Any]:
         """Connect; if the server wants a password libpq did not find (.pgpass, PGPASSWORD)
@@ -136,16 +170,17 @@ class Database:
 
     @contextmanager
     def pooled(self) -> Iterator[psycopg.Connection[Any]]:
-        """A connection from the pool, checked alive; a connection that failed is discarded
+        """A connection from the pool, checked alive; a connection that broke is discarded
         rather than handed out again."""
         with translated_errors():
             proxied = self.engine.raw_connection()
+        conn = proxied.driver_connection
+        assert isinstance(conn, psycopg.Connection)
         try:
-            conn = proxied.driver_connection
-            assert isinstance(conn, psycopg.Connection)
             yield conn
         except (psycopg.OperationalError, psycopg.InterfaceError):
-            proxied.invalidate()
+            if conn.closed or conn.broken:  # not an error the server sent (e.g. HM409)
+                proxied.invalidate()
             raise
         finally:
             proxied.close()
@@ -163,19 +198,94 @@ class Database:
             try:
                 with translated_errors(), self.pooled() as conn:
                     cur = ClientCursor(conn, row_factory=dict_row)
-                    cur.execute("SELECT set_config('hms.terminal', %(_terminal)s, true); " + sql,
-                                {"_terminal": self.terminal, **(params or {})})
+                    query = "SELECT set_config('hms.terminal', %(_terminal)s, true); " + sql
+                    with Deadline(conn, self.action_timeout) as deadline:
+                        try:
+                            cur.execute(query, {"_terminal": self.terminal, **(params or {})})
+                        except (psycopg.OperationalError, psycopg.InterfaceError):
+                            if deadline.expired:
+                                raise self.unconfirmed() from None
+                            raise
                     cur.nextset()
                     return cur.fetchall() if cur.description else []
+            except Unconfirmed:
+                raise  # it may have happened: never repeated blindly, not even a read
             except DatabaseUnavailable:
                 if attempt + 1 == attempts:
                     raise
         raise AssertionError("unreachable")
 
+    def unconfirmed(self) -> Unconfirmed:
+        return Unconfirmed(f"the database did not confirm within {self.action_timeout:g} s "
+                           "(is a synchronous standby down?); the action may have happened: "
+                           "check before retrying")
+
     def dispose(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+
+class Deadline:
+    """Stop waiting for the server after ``seconds``: shut the connection's socket down, so the
+    blocked call fails at once. Unlike a cancel request this never turns a commit that is
+    waiting for a synchronous standby into an acknowledged, unreplicated one: the server
+    keeps waiting (or commits later), and the caller is told it may have happened."""
+
+    def __init__(self, conn: psycopg.Connection[Any], seconds: float) -> None:
+        self.conn = conn
+        self.seconds = seconds
+        self.expired = False
+        self._lock = threading.Lock()
+        self._done = False
+        self._timer: threading.Timer | None = None
+
+    def __enter__(self) -> Deadline:
+        if self.seconds > 0:
+            self._timer = threading.Timer(self.seconds, self._expire)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._lock:
+            self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            try:
+                fd = self.conn.pgconn.socket
+                sock = socket.socket(fileno=os.dup(fd))
+            except (OSError, psycopg.Error):
+                return  # already closed
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            finally:
+                sock.close()
+
+
+def is_standby(conn: psycopg.Connection[Any]) -> bool:
+    """Is this a connection to a server in recovery? (PostgreSQL 14+ reports it at connect,
+    so this costs no round trip there.)"""
+    reported = conn.info.parameter_status("in_hot_standby")
+    if reported is not None:
+        return reported == "on"
+    row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+    return bool(row and row[0])
+
+
+def standby_refusal(message: str) -> bool:
+    """Did libpq refuse every host because each was a standby (target_session_attrs)?"""
+    attempts = [line for line in message.splitlines() if line.startswith("- host:")]
+    attempts = attempts or [message]
+    return all(any(r in line for r in _STANDBY_REFUSALS) for line in attempts)
 
 
 def first_line(exc: BaseException) -> str:

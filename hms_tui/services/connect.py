@@ -23,8 +23,10 @@ def open_database(settings: Settings, *, upgrade: bool = False) -> Database:
     label = terminal_label(settings)
     url = settings.database_url
     if url:
-        db = Database(url, terminal=label, connect_timeout=settings.database.connect_timeout,
-                      ssl=settings.database.ssl)
+        cfg = settings.database
+        db = Database(url, terminal=label, connect_timeout=cfg.connect_timeout, ssl=cfg.ssl,
+                      pool_size=cfg.pool_size, listen_conninfo=cfg.listen_url,
+                      action_timeout=cfg.action_timeout)
     else:
         server = EmbeddedServer(settings.database.embedded_dir)
         db = Database(server.start(), terminal=label, embedded=server)
