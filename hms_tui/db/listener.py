@@ -202,7 +202,7 @@ class ChangeFeed:
             except PoolerUnsupported as exc:
                 # Retrying at once cannot help: say so once, look again after a while.
                 self._set_state(ConnectionState.UNSUPPORTED, str(exc))
-                log.warning("listener: %s", exc)
+                log.info("listener: %s", exc)
                 await self._close()
                 await self._pause(self.poll_interval)
                 continue
@@ -243,14 +243,14 @@ class ChangeFeed:
         self._lost.clear()
         self._conn = await connect_listener(self.db, application_name=LISTENER_APP_NAME)
         self._conn.add_termination_listener(lambda _c: self._lost.set())
+        self.server = await self.observe()  # first: a standby cannot even LISTEN
+        if self.server.in_recovery:
+            raise StandbyOnly(f"this server is a read-only standby ({self.db.describe()}); "
+                              "point hms-tui at the primary")
         await self._conn.add_listener(CHANNEL, self._on_notify)
         await self._conn.add_listener(self._ping_channel, self._on_ping)
         self.listen_pid = self._conn.get_server_pid()
         await self._check_delivery()
-        self.server = await self.observe()
-        if self.server.in_recovery:
-            raise StandbyOnly(f"this server is a read-only standby ({self.db.describe()}); "
-                              "point hms-tui at the primary")
 
     async def _check_delivery(self) -> None:
         """Raise PoolerUnsupported when notifications cannot reach this connection. Direct to
@@ -263,7 +263,13 @@ class ChangeFeed:
         if backend == self.listen_pid:
             return
         self._pong.clear()
-        probe = await connect_listener(self.db, application_name=PROBE_APP_NAME)
+        try:
+            probe = await asyncio.wait_for(
+                connect_listener(self.db, application_name=PROBE_APP_NAME),
+                self.heartbeat_timeout * 2)
+        except TimeoutError:  # e.g. a session pool with no server connection to spare
+            raise ConnectionLost("a pooler is in front and a second connection to check that "
+                                 "notifications arrive was not let in") from None
         try:
             await asyncio.wait_for(probe.execute(f"NOTIFY {self._ping_channel}"),
                                    self.heartbeat_timeout)
