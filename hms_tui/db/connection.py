@@ -20,10 +20,12 @@ call (desk, staff, audit), and asyncpg connections for the listener (``libpq_tar
 from __future__ import annotations
 
 import getpass
+import heapq
 import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -230,45 +232,78 @@ class Deadline:
     """Stop waiting for the server after ``seconds``: shut the connection's socket down, so the
     blocked call fails at once. Unlike a cancel request this never turns a commit that is
     waiting for a synchronous standby into an acknowledged, unreplicated one: the server
-    keeps waiting (or commits later), and the caller is told it may have happened."""
+    keeps waiting (or commits later), and the caller is told it may have happened. One
+    watchdog thread serves every deadline of the process."""
 
     def __init__(self, conn: psycopg.Connection[Any], seconds: float) -> None:
         self.conn = conn
         self.seconds = seconds
         self.expired = False
-        self._lock = threading.Lock()
-        self._done = False
-        self._timer: threading.Timer | None = None
+        self.done = False
 
     def __enter__(self) -> Deadline:
         if self.seconds > 0:
-            self._timer = threading.Timer(self.seconds, self._expire)
-            self._timer.daemon = True
-            self._timer.start()
+            _WATCHDOG.watch(self)
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        with self._lock:
-            self._done = True
-        if self._timer is not None:
-            self._timer.cancel()
+        with _WATCHDOG.lock:
+            self.done = True
 
-    def _expire(self) -> None:
-        with self._lock:
-            if self._done:
-                return
-            self.expired = True
-            try:
-                fd = self.conn.pgconn.socket
-                sock = socket.socket(fileno=os.dup(fd))
-            except (OSError, psycopg.Error):
-                return  # already closed
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            finally:
-                sock.close()
+    def expire(self) -> None:
+        """Called by the watchdog, with its lock held, unless the call has finished."""
+        self.expired = True
+        try:
+            sock = socket.socket(fileno=os.dup(self.conn.pgconn.socket))
+        except (OSError, psycopg.Error):
+            return  # already closed
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+
+class _Watchdog:
+    """A daemon thread that expires deadlines in time order (started on first use)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._wake = threading.Condition(self.lock)
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._count = 0
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: Deadline) -> None:
+        with self.lock:
+            self._count += 1
+            heapq.heappush(self._heap, (time.monotonic() + deadline.seconds, self._count,
+                                        deadline))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="hms-deadlines",
+                                                daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        with self.lock:
+            while True:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)  # finished in time: forget it
+                if not self._heap:
+                    self._wake.wait()
+                    continue
+                due, _n, deadline = self._heap[0]
+                delay = due - time.monotonic()
+                if delay > 0:
+                    self._wake.wait(delay)
+                    continue
+                heapq.heappop(self._heap)
+                deadline.expire()
+
+
+_WATCHDOG = _Watchdog()
 
 
 def is_standby(conn: psycopg.Connection[Any]) -> bool:
