@@ -82,6 +82,7 @@ class LiveQueues:
         self.versions: dict[str, int] = {}
         self.server: ServerInfo | None = None  # the server what is held was read from
         self.reports: list[str] = []  # the server's answers to lost-numbers reports
+        self._unsent: list[str] = []  # reports not delivered yet (the evidence is gone else)
         self._subscribers: list[Callable[[Event], Any]] = []
         self._dirty = _Dirty()
 
@@ -173,7 +174,8 @@ class LiveQueues:
             del self.queues[gone]
             self.versions.pop(gone, None)
         if seen.business_date == self.business_date and seen.server is not None:
-            await self._report_backwards(feed, seen)
+            self._note_backwards(feed, seen)
+        await self._send_reports(feed)
         self._refreshed()
 
     def _forget(self) -> None:
@@ -181,9 +183,9 @@ class LiveQueues:
         self.versions.clear()
         self.board = ()
 
-    async def _report_backwards(self, feed: ChangeFeed, seen: _Seen) -> None:
-        """Tell the server what this terminal saw that it no longer has (the server compares
-        with its own counters and decides)."""
+    def _note_backwards(self, feed: ChangeFeed, seen: _Seen) -> None:
+        """What this terminal saw that the server no longer has, as a report for it (the
+        server compares with its own counters and decides)."""
         tokens = {b.code: b.issued for b in self.board}
         behind = sorted(code for code, issued in seen.tokens.items()
                         if issued > tokens.get(code, 0)
@@ -195,10 +197,15 @@ class LiveQueues:
                   "timeline": seen.server.timeline,
                   "queues": [{"doctor": code, "tokens": seen.tokens.get(code, 0),
                               "version": seen.versions.get(code, 0)} for code in behind]}
-        answer = str((await feed.fetch(REPORT_SQL, json.dumps(report)))[0][0])
-        self.reports.append(answer)
-        log.warning("queues went backwards after reconnecting (%s): reported, the server says: "
-                    "%s", ", ".join(behind), answer)
+        log.warning("queues went backwards after reconnecting: %s", ", ".join(behind))
+        self._unsent.append(json.dumps(report))
+
+    async def _send_reports(self, feed: ChangeFeed) -> None:
+        while self._unsent:
+            answer = str((await feed.fetch(REPORT_SQL, self._unsent[0]))[0][0])
+            self._unsent.pop(0)  # delivered: a failure above keeps it for the next round
+            self.reports.append(answer)
+            log.warning("lost-numbers report delivered; the server says: %s", answer)
 
     # -- reading -------------------------------------------------------------------------------
 
