@@ -107,6 +107,7 @@ class AdminScreen(LiveScreen):
         self.doctors: dict[str, Doctor] = {}
         self.staff: dict[str, StaffMember] = {}
         self.audit: dict[str, AuditEntry] = {}
+        self.durability: Durability | None = None
 
     def compose(self) -> ComposeResult:
         yield self.title_bar("hms-tui · Admin")
@@ -225,6 +226,7 @@ class AdminScreen(LiveScreen):
 
     def show_durability(self, status: Durability) -> None:
         """The first warning `hms-tui db status` gives (a hold, an asynchronous standby, ...)."""
+        self.durability = status
         lines = warnings(status)
         more = f" (+{len(lines) - 1} more: hms-tui db status)" if len(lines) > 1 else ""
         widget = self.query_one("#durability", Static)
