@@ -69,6 +69,11 @@ for _fns, _who in [
       "configure(text,text,integer,integer,integer,integer)",
       "audit_tail(integer,text,text,bigint)", "staff_add(text,text,text[],text)", "staff_list()",
       "staff_disable(text)", "staff_enable(text)", "staff_link(text,text,boolean)"], {A}),
+    # Failover safety (45_failover.sql): every terminal's listener observes and reports.
+    (["server_identity()", "observe_server()", "report_lost_numbers(jsonb)",
+      "durability_settings()"], ALL),
+    (["hold_numbering(text)", "confirm_failover(text,integer)", "replication_status()",
+      "numbering_holds(integer)"], {A}),
 ]:
     for _fn in _fns:
         EXECUTE[f"hms.{_fn}"] = frozenset(_who)

@@ -30,7 +30,7 @@
 -- until the first checkpoint).
 CREATE FUNCTION hms.server_identity(OUT system_identifier bigint, OUT timeline integer,
                                     OUT in_recovery boolean)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp SET lock_timeout = '5s' AS $$
 BEGIN
     SELECT s.system_identifier INTO system_identifier FROM pg_control_system() s;
     in_recovery := pg_is_in_recovery();
@@ -73,8 +73,9 @@ END $$;
 
 -- The name this server had as a standby: application_name in primary_conninfo (readable by
 -- superusers and pg_read_all_settings), else cluster_name (the default a walreceiver uses).
+-- This and the helpers below run inside the SECURITY DEFINER functions that call them.
 CREATE FUNCTION hms.standby_name() RETURNS text
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
     conninfo text;
     found_   text;
@@ -95,7 +96,7 @@ END $$;
 -- system), an older timeline -- may have.
 CREATE FUNCTION hms.change_is_lossless(known hms.server_lineage, p_system bigint,
                                        p_timeline integer) RETURNS boolean
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE me text;
 BEGIN
     IF known.system_identifier <> p_system OR p_timeline <= known.timeline
@@ -135,9 +136,10 @@ $$;
 -- Run by every allocation of a token or bill number (hms.next_serial, hms.next_bill_seq),
 -- under the queue or bill lock: refuse while numbering is held, and make the commit durable
 -- on the synchronous standbys (a session's synchronous_commit = off or local must not
--- acknowledge a number only the primary has).
+-- acknowledge a number only the primary has). It runs as the desk function that called it,
+-- and has no SET clause of its own: the synchronous_commit it sets lasts to the commit.
 CREATE FUNCTION hms.numbering_guard() RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
     held  hms.numbering_holds;
     known hms.server_lineage;
@@ -205,7 +207,7 @@ END $$;
 
 CREATE FUNCTION hms.observe_change(p_system bigint, p_timeline integer, p_names text[])
 RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
     known hms.server_lineage;
     same  boolean;
