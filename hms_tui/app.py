@@ -24,7 +24,7 @@ from textual.signal import Signal
 
 from hms_tui.config import Settings
 from hms_tui.domain.errors import HmsError
-from hms_tui.domain.events import ConnectionUpdate, Event, Refreshed
+from hms_tui.domain.events import ConnectionState, ConnectionUpdate, Event, Refreshed
 from hms_tui.domain.textsafe import printable
 from hms_tui.services.desk import Desk
 from hms_tui.services.live import Listener, LiveQueues
@@ -150,6 +150,9 @@ class HmsApp(App[None]):
                                             and event.last_refresh is not None
                                             and self.refreshed_at is None):
             self.refreshed_at = self._clock()
+        if isinstance(event, ConnectionUpdate) and event.state == ConnectionState.UNSUPPORTED:
+            self.notify(printable(event.detail), title="No live refresh", severity="error",
+                        timeout=60, markup=False)  # the badge cannot say why; this does, once
         self.live_signal.publish(event)
 
     # -- database calls off the UI loop --------------------------------------------------------

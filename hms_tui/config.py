@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hms_tui.db.connection import DEFAULT_ACTION_TIMEOUT, DEFAULT_POOL_SIZE, MAX_POOL_SIZE
 from hms_tui.domain.errors import ConfigError
 
 DATABASE_URL_ENV = "HMS_DATABASE_URL"
@@ -30,6 +31,9 @@ class DatabaseSettings:
     embedded_dir: Path | None = None
     connect_timeout: int = 5
     ssl: Mapping[str, str] = field(default_factory=dict)
+    pool_size: int = DEFAULT_POOL_SIZE  # with the listener: 2 server connections per terminal
+    listen_url: str | None = None  # the listener's own address, e.g. past a transaction pooler
+    action_timeout: int = int(DEFAULT_ACTION_TIMEOUT)  # seconds a call may wait to be confirmed
 
 
 @dataclass(frozen=True)
@@ -211,15 +215,17 @@ def _parse(raw: Mapping[str, Any], path: Path) -> Settings:
         _table(raw, "database", path),
         "database",
         path,
-        {"url", "embedded_dir", "connect_timeout", *SSL_KEYS},
+        {"url", "embedded_dir", "connect_timeout", "pool_size", "listen_url", "action_timeout",
+         *SSL_KEYS},
     )
-    url = db.get(
-        "url",
+    url, listen_url = (db.get(
+        key,
         lambda v: isinstance(v, str) and v.startswith(("postgresql://", "postgres://")),
         "a libpq URL such as 'postgresql://user@host:5432/hms' (no password: use .pgpass)",
-    )
-    if url is not None and _url_has_password(url):
-        raise db.fail("url", "a URL without a password (put it in ~/.pgpass or PGPASSWORD)")
+    ) for key in ("url", "listen_url"))
+    for key, value in (("url", url), ("listen_url", listen_url)):
+        if value is not None and _url_has_password(value):
+            raise db.fail(key, "a URL without a password (put it in ~/.pgpass or PGPASSWORD)")
     embedded_dir = db.text("embedded_dir", 4096)
     ssl: dict[str, str] = {}
     mode = db.get("sslmode", lambda v: v in SSL_MODES, "one of " + ", ".join(SSL_MODES))
@@ -234,6 +240,9 @@ def _parse(raw: Mapping[str, Any], path: Path) -> Settings:
         embedded_dir=Path(embedded_dir).expanduser() if embedded_dir else None,
         connect_timeout=db.int_range("connect_timeout", 1, 120) or 5,
         ssl=ssl,
+        pool_size=db.int_range("pool_size", 1, MAX_POOL_SIZE) or DEFAULT_POOL_SIZE,
+        listen_url=listen_url,
+        action_timeout=db.int_range("action_timeout", 2, 600) or int(DEFAULT_ACTION_TIMEOUT),
     )
 
     cl = _Section(

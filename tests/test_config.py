@@ -32,7 +32,10 @@ def test_sample_config_documents_every_setting_and_parses_uncommented(tmp_path: 
     assert settings.display.doctors == ("D1", "D2", "D3")
     assert settings.terminal.label == "Reception desk 1"
     # Every key the parser knows appears in the sample.
-    for key in ("url", "embedded_dir", "connect_timeout", "sslmode", "sslrootcert", "sslcert",
+    assert (settings.database.pool_size, settings.database.action_timeout) == (1, 15)
+    assert settings.database.listen_url == "postgresql://asha@db1.clinic.lan:5432/hms"
+    for key in ("url", "embedded_dir", "connect_timeout", "pool_size", "listen_url",
+                "action_timeout", "sslmode", "sslrootcert", "sslcert",
                 "sslkey", "name", "timezone", "recall_limit", "requeue_after", "skip_places",
                 "consult_minutes", "label", "doctors", "names", "bell", "next_count",
                 "announce_seconds"):
@@ -57,6 +60,11 @@ def test_sample_config_documents_every_setting_and_parses_uncommented(tmp_path: 
         ("[clinc]\ntimezone = 'UTC'", "unknown key 'clinc'"),
         ("clinic = 3", "'clinic' must be a table"),
         ("[clinic\n", "not valid TOML"),
+        ("[database]\npool_size = 0", "'database.pool_size' = 0 is invalid; expected a whole "
+                                      "number from 1 to 10"),
+        ("[database]\npool_size = 11", "expected a whole number from 1 to 10"),
+        ("[database]\naction_timeout = 1", "expected a whole number from 2 to 600"),
+        ("[database]\nlisten_url = 'postgresql://u:pw@h/db'", "'database.listen_url'"),
     ],
 )
 def test_bad_config_names_file_key_and_form(tmp_path: Path, text: str, expected: str) -> None:

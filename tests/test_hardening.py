@@ -92,7 +92,7 @@ def test_a_session_that_could_hold_locks_is_refused(
         conn.execute("SET statement_timeout = '10s'")
         conn.execute("SET idle_in_transaction_session_timeout = '10s'")
         conn.execute("BEGIN")
-        conn.execute("SELECT 1")
+        conn.execute("SELECT pg_sleep(1.2)")  # the transaction has been open a while
         with pytest.raises(psycopg.Error, match="transaction of its own"):
             conn.execute("SELECT hms.checkin('D1', %s)", (clinic["patients"][0],))
         conn.execute("ROLLBACK")

@@ -75,6 +75,11 @@ for _fns, _who in [
       "audit_seal(integer)",
       "session_add(text,text,date,time without time zone,time without time zone,integer,"
       "integer,text)", "session_remove(integer)", "leave_add(text,date,date,text)"], {A}),
+    # Failover safety (45_failover.sql): every terminal's listener observes and reports.
+    (["server_identity()", "observe_server()", "report_lost_numbers(jsonb)",
+      "durability_settings()"], ALL),
+    (["hold_numbering(text)", "confirm_failover(text,integer)", "replication_status()",
+      "numbering_holds(integer)"], {A}),
 ]:
     for _fn in _fns:
         EXECUTE[f"hms.{_fn}"] = frozenset(_who)

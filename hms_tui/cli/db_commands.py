@@ -36,15 +36,56 @@ def db_upgrade(ctx: typer.Context, json_: JsonFlag = False) -> None:
 
 @db_app.command("status")
 def db_status(ctx: typer.Context, json_: JsonFlag = False) -> None:
-    """Where the data is, the schema version and the business date."""
+    """Where the data is, the schema version, the business date, replication and what a
+    failover could lose (warnings), and whether numbering is on hold."""
     from hms_tui.db import migrate
+    from hms_tui.services.failover import Failover, warnings
 
     desk = common.desk(ctx)
     with desk.db.connect() as conn:
         version = migrate.current_version(conn)
+    durability = Failover(desk.db).status()
     info = {"database": desk.db.describe(), "version": version,
-            "business_date": desk.business_date(), "rules": desk.rules()}
+            "business_date": desk.business_date(), "rules": desk.rules(),
+            "server": durability.server, "synchronous_commit": durability.synchronous_commit,
+            "synchronous_standby_names": durability.synchronous_standby_names,
+            "standbys": durability.standbys, "numbering_held": durability.held,
+            "holds": durability.holds, "warnings": warnings(durability)}
     render.output(info, json_, render.print_status)
+
+
+NoteOpt = Annotated[str, typer.Option("--note", help="What was checked, or why (1-200 "
+                                      "characters); recorded in the audit trail.",
+                                      metavar="TEXT")]
+
+
+@db_app.command("confirm-failover")
+def db_confirm_failover(
+    ctx: typer.Context,
+    note: NoteOpt,
+    skip: Annotated[int, typer.Option("--skip", min=0, max=1000, metavar="N",
+                                      help="Move every doctor's token numbers of today "
+                                      "forward by N, so that up to N lost tokens per doctor "
+                                      "are never issued again.")] = 0,
+    json_: JsonFlag = False,
+) -> None:
+    """Let numbering resume after a failover or restore, once a person has checked what
+    may have been lost (admin)."""
+    from hms_tui.services.failover import Failover
+
+    result = Failover(common.context(ctx).database()).confirm(note, skip)
+    render.output(result, json_, render.print_confirmed)
+
+
+@db_app.command("hold")
+def db_hold(ctx: typer.Context, note: NoteOpt, json_: JsonFlag = False) -> None:
+    """Stop issuing tokens and bill numbers until an admin confirms (admin), e.g. before
+    letting terminals onto a standby that was promoted while not synchronous."""
+    from hms_tui.services.failover import Failover
+
+    hold_id = Failover(common.context(ctx).database()).hold(note)
+    render.output({"hold": hold_id}, json_, lambda d: render.console.print(render.t(
+        f"Numbering is on hold (hold {d['hold']}) until: hms-tui db confirm-failover")))
 
 
 @root.command()

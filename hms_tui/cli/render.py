@@ -215,9 +215,26 @@ def print_status(info: dict[str, Any]) -> None:
             ("Requeue after", f"{rules.requeue_after} patients"),
             ("Skip places", str(rules.skip_places)),
             ("Consultation", f"{rules.consult_minutes} min (default estimate)")]
+    server = info["server"]
+    rows += [("Server", f"system {server.system_identifier}, timeline {server.timeline}"),
+             ("synchronous_commit", info["synchronous_commit"]),
+             ("Synchronous standbys", info["synchronous_standby_names"] or "none")]
+    for s in info["standbys"] or ():
+        lag = f", replay lag {s.replay_lag}" if s.replay_lag is not None else ""
+        rows.append((f"Standby {s.name}", f"{s.state}, {s.sync_state}{lag}" if s.visible
+                     else "(state hidden from this login)"))
+    rows.append(("Numbering", "ON HOLD" if info["numbering_held"] else "issuing"))
     for key, value in rows:
         tbl.add_row(Text(key, style="bold"), t(value))
     console.print(tbl)
+    for line in info["warnings"]:
+        console.print(t(f"warning: {line}", "bold red"))
+
+
+def print_confirmed(result: Any) -> None:
+    skipped = (f"; today's token numbers of {result.doctors} doctors moved forward by "
+               f"{result.skipped}" if result.skipped else "")
+    console.print(t(f"Numbering resumes ({result.lifted} hold(s) lifted{skipped})."))
 
 
 def print_booking(visit: Visit, prefix: str, zone: tzinfo) -> None:

@@ -13,7 +13,8 @@ from hms_tui.cli import app as root
 from hms_tui.cli import render
 from hms_tui.cli.common import JsonFlag
 from hms_tui.cli.context import AppContext
-from hms_tui.domain.events import ConnectionUpdate, Event, QueueUpdate
+from hms_tui.domain.errors import ConfigError
+from hms_tui.domain.events import ConnectionState, ConnectionUpdate, Event, QueueUpdate
 from hms_tui.domain.textsafe import printable
 from hms_tui.services.live import Listener
 
@@ -47,6 +48,8 @@ def event_line(event: Event) -> str | None:
 
 
 async def stream(listener: Listener, json_mode: bool) -> None:
+    """Print events until interrupted; a listener that cannot be live here (a transaction
+    pooler) ends the stream with its one-line reason as the error."""
     runner = asyncio.create_task(listener.run())
     try:
         async for event in listener.events():
@@ -54,10 +57,15 @@ async def stream(listener: Listener, json_mode: bool) -> None:
                 doc = event_document(event)
                 if doc is not None:
                     render.emit_json(doc)
+            elif isinstance(event, ConnectionUpdate) \
+                    and event.state == ConnectionState.UNSUPPORTED:
+                pass  # said once, as the error below
             else:
                 line = event_line(event)
                 if line is not None:
                     render.console.print(render.t(printable(line)))
+            if isinstance(event, ConnectionUpdate) and event.state == ConnectionState.UNSUPPORTED:
+                raise ConfigError(event.detail)
     finally:
         await listener.stop()
         runner.cancel()

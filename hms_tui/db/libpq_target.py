@@ -687,10 +687,11 @@ def describe_hosts(endpoints: Iterable[Endpoint]) -> str:
 
 async def connect_listener(db: Database, *, application_name: str) -> Any:
     """The listener's connection: to ``database.listen_url`` when set (past a pooler), else to
-    the desk's address, with the same settings (TLS, timeout, a password typed at start)."""
+    the desk's address, with the same settings (TLS, timeout, a password typed at start).
+    Without named prepared statements (``pooled``): a pooler may be in front."""
     conninfo = pg_conninfo.make_conninfo(**db.params(db.listen_conninfo))
     try:
-        target = asyncpg_target(conninfo, application_name=application_name)
+        target = asyncpg_target(conninfo, application_name=application_name, pooled=True)
     except TargetError as exc:  # as libpq would fail to connect with it
         raise DatabaseUnavailable(f"cannot connect to {db.describe()}: {exc}") from None
     return await connect(target)

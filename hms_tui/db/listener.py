@@ -16,6 +16,15 @@ Transport only -- what the signals mean and what to re-read is ``services/live.p
 * On loss: state RECONNECTING, capped exponential backoff with jitter, OFFLINE once a retry has
   failed for ``offline_after`` seconds; after every reconnect the handler re-reads everything.
 * Every ``poll_interval`` seconds the handler re-reads everything anyway and repairs drift.
+* After connecting, the feed makes sure notifications can reach it: when the backend pid the
+  connection announced is not the server's (a pooler is in front), a NOTIFY sent from another
+  connection must arrive. Through a transaction-mode pooler it does not (LISTEN registers on
+  a server connection lent to someone else): state UNSUPPORTED with one line saying so,
+  never LIVE. No named prepared statements are used (``pooled=True``), so the reads are safe
+  through any pooler too.
+* It then identifies the server (``hms.observe_server``: system identifier, timeline,
+  standby or not, numbering hold); a standby is refused with one line. The handler compares
+  the identity with the previous connection's to notice a failover (``server``).
 """
 
 from __future__ import annotations
@@ -33,13 +42,15 @@ from datetime import date
 from typing import Any, Protocol
 
 from hms_tui.db.connection import Database, first_line
-from hms_tui.domain.errors import DatabaseUnavailable
-from hms_tui.domain.events import ConnectionState
+from hms_tui.domain.errors import DatabaseUnavailable, StandbyOnly
+from hms_tui.domain.events import ConnectionState, ServerInfo
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "hms_changes"
 LISTENER_APP_NAME = "hms-tui-listener"
+PROBE_APP_NAME = "hms-tui-probe"
+OBSERVE_SQL = "SELECT * FROM hms.observe_server()"
 SIGNAL_KINDS = ("queue", "bill", "doctors")
 _DOCTOR_CODE = re.compile(r"[A-Z][A-Z0-9]{0,7}")
 _ACTION = re.compile(r"[a-z_]{1,24}")
@@ -47,6 +58,10 @@ _ACTION = re.compile(r"[a-z_]{1,24}")
 
 class ConnectionLost(Exception):
     pass
+
+
+class PoolerUnsupported(Exception):
+    """Notifications cannot reach this connection: a transaction-mode pooler is in front."""
 
 
 @dataclass(frozen=True)
@@ -149,9 +164,11 @@ class ChangeFeed:
         self.state = ConnectionState.CONNECTING
         self.stats = FeedStats()
         self.listen_pid: int | None = None
+        self.server: ServerInfo | None = None  # the server of the current connection
         self._wake = asyncio.Event()
         self._lost = asyncio.Event()
         self._pong = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._ping_channel = f"hms_ping_{uuid.uuid4().hex[:16]}"
         self._stopping = False
         self._last_round = 0.0
@@ -182,6 +199,13 @@ class ChangeFeed:
                 await self._serve()
             except asyncio.CancelledError:
                 raise
+            except PoolerUnsupported as exc:
+                # Retrying at once cannot help: say so once, look again after a while.
+                self._set_state(ConnectionState.UNSUPPORTED, str(exc))
+                log.info("listener: %s", exc)
+                await self._close()
+                await self._pause(self.poll_interval)
+                continue
             except Exception as exc:  # any failure means: reconnect and re-read
                 if self._stopping:
                     break
@@ -199,11 +223,17 @@ class ChangeFeed:
                 await self._close()
             if self._stopping:
                 break
-            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+            await self._pause(backoff * random.uniform(0.5, 1.0))
             backoff = min(backoff * 2, self.backoff_cap)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake at once on ``stop()``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), seconds)
 
     async def stop(self) -> None:
         self._stopping = True
+        self._stopped.set()
         self._lost.set()
         await self._close()
 
@@ -213,9 +243,52 @@ class ChangeFeed:
         self._lost.clear()
         self._conn = await connect_listener(self.db, application_name=LISTENER_APP_NAME)
         self._conn.add_termination_listener(lambda _c: self._lost.set())
+        self.server = await self.observe()  # first: a standby cannot even LISTEN
+        if self.server.in_recovery:
+            raise StandbyOnly(f"this server is a read-only standby ({self.db.describe()}); "
+                              "point hms-tui at the primary")
         await self._conn.add_listener(CHANNEL, self._on_notify)
         await self._conn.add_listener(self._ping_channel, self._on_ping)
         self.listen_pid = self._conn.get_server_pid()
+        await self._check_delivery()
+
+    async def _check_delivery(self) -> None:
+        """Raise PoolerUnsupported when notifications cannot reach this connection. Direct to
+        PostgreSQL the pid the connection announced is the backend's own, and nothing more is
+        needed; otherwise a pooler is in front (it announces a cancel key of its own) and a
+        NOTIFY from a second, short-lived connection must arrive."""
+        from hms_tui.db.libpq_target import connect_listener
+
+        backend = (await self.fetch("SELECT pg_backend_pid()"))[0][0]
+        if backend == self.listen_pid:
+            return
+        self._pong.clear()
+        try:
+            probe = await asyncio.wait_for(
+                connect_listener(self.db, application_name=PROBE_APP_NAME),
+                self.heartbeat_timeout * 2)
+        except TimeoutError:  # e.g. a session pool with no server connection to spare
+            raise ConnectionLost("a pooler is in front and a second connection to check that "
+                                 "notifications arrive was not let in") from None
+        try:
+            await asyncio.wait_for(probe.execute(f"NOTIFY {self._ping_channel}"),
+                                   self.heartbeat_timeout)
+        finally:
+            probe.terminate()
+        try:
+            await asyncio.wait_for(self._pong.wait(), self.heartbeat_timeout)
+        except TimeoutError:
+            raise PoolerUnsupported(
+                f"live refresh cannot work through a transaction-mode pooler in front of "
+                f"{self.db.describe()} (LISTEN needs a session of its own): set "
+                "database.listen_url to PostgreSQL itself or to a session-mode pool") from None
+
+    async def observe(self) -> ServerInfo:
+        """Who the server is now (and keep its record current: ``hms.observe_server``)."""
+        row = (await self.fetch(OBSERVE_SQL))[0]
+        return ServerInfo(int(row["system_identifier"]), int(row["timeline"]),
+                          bool(row["in_recovery"]), bool(row["synchronous"]),
+                          row["hold_message"])
 
     async def _close(self) -> None:
         conn, self._conn = self._conn, None
@@ -246,6 +319,7 @@ class ChangeFeed:
             if now >= next_poll:
                 self.stats.polls += 1
                 self.stats.refetches += 1
+                self.server = await self.observe()
                 await self.handler.refresh_all(self, "poll")
                 next_poll = time.monotonic() + self.poll_interval
 

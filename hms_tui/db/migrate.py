@@ -78,6 +78,11 @@ END $$;
 """
 
 
+# Every upgrade records the server it runs on and its synchronous standbys
+# (sql/routines/45_failover.sql): numbering after a failover depends on it.
+_OBSERVE = "SELECT * FROM hms.observe_server()"
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -209,6 +214,7 @@ def upgrade(conn: psycopg.Connection[Any]) -> list[Migration]:
         have = _check_applied(conn)
         pending = [m for m in available() if m.version > have]
         if not pending and _routines_current(conn):
+            conn.execute(_OBSERVE)
             return []
         # Routines go first: migrations run on tables alone, whatever version they start from.
         conn.execute(_RESET)
@@ -226,4 +232,5 @@ def upgrade(conn: psycopg.Connection[Any]) -> list[Migration]:
         for routine in routines():
             conn.execute("INSERT INTO hms.schema_routines (file, checksum) VALUES (%s, %s)",
                          (routine.file, routine.checksum))
+        conn.execute(_OBSERVE)
     return pending

@@ -52,8 +52,26 @@ class DatabaseUnavailable(HmsError):
     exit_code = 8
 
 
+class StandbyOnly(DatabaseUnavailable):
+    """The server reached is a read-only standby: nothing can be written there."""
+
+    MESSAGE = "this server is a read-only standby; point hms-tui at the primary"
+
+
+class Unconfirmed(DatabaseUnavailable):
+    """An action was sent but its commit was not confirmed in time (e.g. a synchronous standby
+    is down): it may or may not have happened. Never retried blindly."""
+
+
 class SchemaMismatch(HmsError):
     exit_code = 9
+
+
+class NumberingHeld(HmsError):
+    """No token or bill number is issued: after a change of server (failover, restore) numbers
+    acknowledged before may be missing, and an admin has not confirmed yet."""
+
+    exit_code = 11
 
 
 # SQLSTATEs raised by hms functions (see migrations) and by PostgreSQL for user-caused errors.
@@ -63,6 +81,8 @@ _BY_SQLSTATE: dict[str, type[HmsError]] = {
     "HM422": InvalidInput,
     "HM423": IllegalTransition,
     "HM403": Forbidden,
+    "HM503": NumberingHeld,
+    "25006": StandbyOnly,  # read_only_sql_transaction: connected to a standby
     "23505": Conflict,  # unique_violation
     "23514": InvalidInput,  # check_violation
     "23502": InvalidInput,  # not_null_violation
@@ -86,4 +106,6 @@ def from_sqlstate(sqlstate: str | None, message: str,
         return None
     if cls is Busy:
         message = f"the database is busy ({message}); nothing was changed, try again"
+    elif cls is StandbyOnly:
+        message = StandbyOnly.MESSAGE
     return cls(message, details)

@@ -18,6 +18,25 @@ class ConnectionState(StrEnum):
     LIVE = "live"
     RECONNECTING = "reconnecting"
     OFFLINE = "offline"
+    # The listener reached the server through a pooler that cannot deliver notifications
+    # (transaction mode): not live, and retrying will not help until the address changes.
+    UNSUPPORTED = "unsupported"
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """The server the change feed is connected to (``hms.observe_server``): a change of
+    system or timeline means another server (a failover, a restore)."""
+
+    system_identifier: int
+    timeline: int
+    in_recovery: bool = False
+    synchronous: bool = False  # its commits wait for synchronous standbys
+    hold_message: str | None = None  # numbering is on hold, and why
+
+    @property
+    def identity(self) -> tuple[int, int]:
+        return (self.system_identifier, self.timeline)
 
 
 @dataclass(frozen=True)
@@ -36,7 +55,7 @@ class QueueUpdate:
     doctor: str
     business_date: date
     visits: tuple[Visit, ...]
-    reason: str  # "initial", "change", "reconnect" or "poll"
+    reason: str  # "initial", "change", "reconnect", "poll" or "server_changed" (failover)
     actions: tuple[str, ...] = ()  # the desk actions that caused it (for reason "change")
 
 

@@ -19,6 +19,7 @@ from hms_tui.screens.base import LiveScreen
 from hms_tui.screens.dialog import FormDialog
 from hms_tui.screens.forms import TimelineDialog
 from hms_tui.screens.staff import StaffDialog, staff_row
+from hms_tui.services.failover import Durability, Failover, warnings
 from hms_tui.services.staff import Staff, StaffMember
 from hms_tui.widgets.queue_table import Cell, DiffTable, cell
 from hms_tui.widgets.text_input import TextInput
@@ -106,9 +107,13 @@ class AdminScreen(LiveScreen):
         self.doctors: dict[str, Doctor] = {}
         self.staff: dict[str, StaffMember] = {}
         self.audit: dict[str, AuditEntry] = {}
+        self.durability: Durability | None = None
 
     def compose(self) -> ComposeResult:
         yield self.title_bar("hms-tui · Admin")
+        durability = Static("", id="durability", classes="error")  # failover risks (db status)
+        durability.display = False
+        yield durability
         with TabbedContent(id="tabs"):
             with TabPane("Doctors", id="tab-doctors"):
                 yield DiffTable(["Code", "Name", "Room", "Prefix", "Active"], id="doctors")
@@ -137,6 +142,7 @@ class AdminScreen(LiveScreen):
         self.load_doctors()
         self.load_staff()
         self.hms.db_call(self.hms.desk.rules, done=self.show_rules)
+        self.hms.db_call(Failover(self.hms.desk.db).status, done=self.show_durability)
         self.action_reload_audit()
         if self.hms.live.board:
             self.board_changed(BoardUpdate(self.hms.live.board, "initial"))
@@ -217,6 +223,15 @@ class AdminScreen(LiveScreen):
             self.load_doctors()
 
     # -- settings ------------------------------------------------------------------------------
+
+    def show_durability(self, status: Durability) -> None:
+        """The first warning `hms-tui db status` gives (a hold, an asynchronous standby, ...)."""
+        self.durability = status
+        lines = warnings(status)
+        more = f" (+{len(lines) - 1} more: hms-tui db status)" if len(lines) > 1 else ""
+        widget = self.query_one("#durability", Static)
+        widget.update(Text(printable(f"! {lines[0]}{more}")) if lines else "")
+        widget.display = bool(lines)
 
     def show_rules(self, rules: ClinicRules) -> None:
         for field, _, _ in SETTINGS_FIELDS:

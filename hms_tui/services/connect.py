@@ -39,8 +39,10 @@ def open_database(settings: Settings, *, upgrade: bool = False) -> Database:
     url = settings.database_url
     if url:
         check_conninfo(url)
-        db = Database(url, terminal=label, connect_timeout=settings.database.connect_timeout,
-                      ssl=settings.database.ssl)
+        cfg = settings.database
+        db = Database(url, terminal=label, connect_timeout=cfg.connect_timeout, ssl=cfg.ssl,
+                      pool_size=cfg.pool_size, listen_conninfo=cfg.listen_url,
+                      action_timeout=cfg.action_timeout)
     else:
         server = EmbeddedServer(settings.database.embedded_dir)
         db = Database(server.start(), terminal=label, embedded=server)

@@ -6,12 +6,21 @@ may not see names), which answers in the queue's own order with positions and es
 sends a full row only for visits that changed since the version held here. So the order is
 never computed in Python, and a change usually costs one row. Subscribers get typed events
 (``hms_tui.domain.events``); ``Listener`` puts the feed and the queues together.
+
+After a failover the versions held here belong to another server: a lossy failover moves
+them backwards, and a new primary that took writes since may reach the same numbers with
+other contents. So when the feed's server identity (system identifier, timeline) changed,
+or a queue's version or the day's token count went backwards, everything held is forgotten
+and read again from scratch (reason ``server_changed``), and what this terminal saw that the
+server no longer has is reported to it (``hms.report_lost_numbers``): if tokens are missing,
+the server stops issuing numbers until an admin confirms (``sql/routines/45_failover.sql``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,6 +37,7 @@ from hms_tui.domain.events import (
     Event,
     QueueUpdate,
     Refreshed,
+    ServerInfo,
 )
 from hms_tui.domain.models import DoctorBoard, Visit
 
@@ -37,6 +47,7 @@ LIVE_QUEUES_SQL = "SELECT * FROM hms.live_queues($1::text[], $2::bigint[])"
 LIVE_DISPLAY_SQL = "SELECT * FROM hms.live_display($1::text[], $2::bigint[])"
 BOARD_SQL = "SELECT * FROM hms.doctor_board()"
 DATE_SQL = "SELECT hms.business_date()"
+REPORT_SQL = "SELECT hms.report_lost_numbers($1::jsonb)"
 
 
 @dataclass
@@ -45,6 +56,16 @@ class _Dirty:
     board: bool = False
     bills: set[str] = field(default_factory=set)
     everything: bool = False
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What was held before a full re-read: to notice numbers that went backwards."""
+
+    business_date: date | None
+    tokens: dict[str, int]  # doctor -> tokens issued today (the board)
+    versions: dict[str, int]  # doctor -> queue version
+    server: ServerInfo | None
 
 
 class LiveQueues:
@@ -59,6 +80,9 @@ class LiveQueues:
         self.queues: dict[str, tuple[Visit, ...]] = {}
         self.board: tuple[DoctorBoard, ...] = ()
         self.versions: dict[str, int] = {}
+        self.server: ServerInfo | None = None  # the server what is held was read from
+        self.reports: list[str] = []  # the server's answers to lost-numbers reports
+        self._unsent: list[str] = []  # reports not delivered yet (the evidence is gone else)
         self._subscribers: list[Callable[[Event], Any]] = []
         self._dirty = _Dirty()
 
@@ -127,8 +151,16 @@ class LiveQueues:
         self._refreshed()
 
     async def refresh_all(self, feed: ChangeFeed, reason: str) -> None:
-        """Re-read the business date, the board and every watched queue from scratch."""
-        emit_all = reason in ("initial", "reconnect")
+        """Re-read the business date, the board and every watched queue from scratch; after a
+        change of server, first forget everything held (see the module docstring)."""
+        seen = _Seen(self.business_date, {b.code: b.issued for b in self.board},
+                     dict(self.versions), self.server)
+        self.server = feed.server
+        if seen.server is not None and self.server is not None \
+                and seen.server.identity != self.server.identity:
+            reason = "server_changed"
+            self._forget()
+        emit_all = reason in ("initial", "reconnect", "server_changed")
         day = (await feed.fetch(DATE_SQL))[0][0]
         if day != self.business_date:
             self.business_date = day
@@ -141,7 +173,39 @@ class LiveQueues:
         for gone in set(self.queues) - set(doctors):
             del self.queues[gone]
             self.versions.pop(gone, None)
+        if seen.business_date == self.business_date and seen.server is not None:
+            self._note_backwards(feed, seen)
+        await self._send_reports(feed)
         self._refreshed()
+
+    def _forget(self) -> None:
+        self.queues.clear()
+        self.versions.clear()
+        self.board = ()
+
+    def _note_backwards(self, feed: ChangeFeed, seen: _Seen) -> None:
+        """What this terminal saw that the server no longer has, as a report for it (the
+        server compares with its own counters and decides)."""
+        tokens = {b.code: b.issued for b in self.board}
+        behind = sorted(code for code, issued in seen.tokens.items()
+                        if issued > tokens.get(code, 0)
+                        or seen.versions.get(code, 0) > self.versions.get(code, 0))
+        if not behind:
+            return
+        assert seen.server is not None
+        report = {"terminal": feed.db.terminal, "system_identifier": seen.server.system_identifier,
+                  "timeline": seen.server.timeline,
+                  "queues": [{"doctor": code, "tokens": seen.tokens.get(code, 0),
+                              "version": seen.versions.get(code, 0)} for code in behind]}
+        log.warning("queues went backwards after reconnecting: %s", ", ".join(behind))
+        self._unsent.append(json.dumps(report))
+
+    async def _send_reports(self, feed: ChangeFeed) -> None:
+        while self._unsent:
+            answer = str((await feed.fetch(REPORT_SQL, self._unsent[0]))[0][0])
+            self._unsent.pop(0)  # delivered: a failure above keeps it for the next round
+            self.reports.append(answer)
+            log.warning("lost-numbers report delivered; the server says: %s", answer)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -161,7 +225,7 @@ class LiveQueues:
             answer = grouped.get(code)
             if answer is None:
                 continue  # not a doctor (any more): the board says who is
-            visits = self._apply(code, answer)
+            visits = self._apply(code, answer, since[codes.index(code)])
             if visits is None:
                 incomplete.append(code)
                 continue
@@ -177,11 +241,12 @@ class LiveQueues:
             await self._read_queues(feed, {c: doctors[c] for c in incomplete}, reason, full=True,
                                     emit=emit)
 
-    def _apply(self, code: str, rows: list[Any]) -> tuple[Visit, ...] | None:
+    def _apply(self, code: str, rows: list[Any], since: int) -> tuple[Visit, ...] | None:
         """The queue from an answer of hms.live_queues, reusing the rows held here that did
-        not change; None if the answer refers to a row this copy does not hold."""
+        not change; None if the answer refers to a row this copy does not hold. Asked from
+        scratch (``since`` 0), a lone empty row is an empty queue, whatever version it has."""
         head = int(rows[0]["head_version"])
-        if len(rows) == 1 and rows[0]["visit_id"] is None and head == self.versions.get(code):
+        if since and len(rows) == 1 and rows[0]["visit_id"] is None and head == since:
             return self.queues.get(code, ())
         held = {v.visit_id: v for v in self.queues.get(code, ())}
         visits: list[Visit] = []

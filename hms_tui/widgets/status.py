@@ -20,6 +20,9 @@ def badge_text(state: ConnectionState, last: datetime | None, *, ascii_only: boo
         return Text(f"{'*' if ascii_only else '●'} live {stamp}", style="bold green")
     if state == ConnectionState.CONNECTING:
         return Text(f"{'.' if ascii_only else '○'} connecting...", style="yellow")
+    if state == ConnectionState.UNSUPPORTED:  # e.g. a transaction pooler: the app says why
+        return Text(f"{'!' if ascii_only else '✕'} no live refresh · last {stamp}",
+                    style="bold white on red")
     mark = "!" if ascii_only else ("○" if state == ConnectionState.RECONNECTING else "✕")
     return Text(f"{mark} {state.value} · last {stamp}", style="bold black on yellow"
                 if state == ConnectionState.RECONNECTING else "bold white on red")

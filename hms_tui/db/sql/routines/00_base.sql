@@ -38,8 +38,10 @@ $$;
 
 -- Every desk action begins here: the session must not be able to hold what the action locks
 -- longer than the clinic allows, and a staff login must belong to this clinic.
---   * the action is its own transaction (not inside BEGIN ... COMMIT, where a client could
---     keep the queue's lock while it waits);
+--   * the action is not inside a transaction that has been open for a while (BEGIN ...,
+--     where a client could keep the queue's lock while it waits): the transaction may be at
+--     most a second old when the action begins (the extended query protocol starts it a moment
+--     before the call; an explicit BEGIN long before is refused);
 --   * statement_timeout and idle_in_transaction_session_timeout are on and within the
 --     clinic's limits (whatever the session or the role was set to).
 -- Then the action is named for the audit trail (transaction-local).
@@ -53,7 +55,7 @@ BEGIN
             PERFORM hms.fail('HM403', format('login %s is not staff of this clinic (%s)',
                                              session_user, current_database()));
         END IF;
-        IF statement_timestamp() <> transaction_timestamp() THEN
+        IF clock_timestamp() - transaction_timestamp() > interval '1 second' THEN
             PERFORM hms.fail('HM403', 'a desk action runs as a transaction of its own, not '
                              'inside a longer one (BEGIN ... COMMIT); nothing was changed');
         END IF;

@@ -32,6 +32,7 @@ LANGUAGE plpgsql AS $$
 DECLARE v integer;
 BEGIN
     PERFORM hms.lock_queue(p_doctor, p_date);
+    PERFORM hms.numbering_guard();  -- no number while one may be reissued (45_failover.sql)
     UPDATE hms.counters SET value = value + 1
      WHERE kind = 'serial' AND scope_id = p_doctor AND period = p_date
     RETURNING value INTO v;

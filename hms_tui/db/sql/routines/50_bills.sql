@@ -23,6 +23,7 @@ DECLARE
 BEGIN
     INSERT INTO hms.counters (kind, scope_id, period) VALUES ('bill', 0, p) ON CONFLICT DO NOTHING;
     SELECT value INTO v FROM hms.counters WHERE kind = 'bill' AND scope_id = 0 AND period = p FOR UPDATE;
+    PERFORM hms.numbering_guard();  -- no number while one may be reissued (45_failover.sql)
     UPDATE hms.counters SET value = v + 1 WHERE kind = 'bill' AND scope_id = 0 AND period = p;
     RETURN v + 1;
 END $$;
