@@ -8,6 +8,7 @@ No file at all is fine: every setting has a default. The database is chosen by
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -47,6 +48,18 @@ class ClinicSettings:
     requeue_after: int | None = None
     skip_places: int | None = None
     consult_minutes: int | None = None
+    statement_limit_s: int | None = None
+    idle_limit_s: int | None = None
+    # [booking]
+    booking_early_minutes: int | None = None
+    booking_late_minutes: int | None = None
+    queue_rule: str | None = None
+
+    def changes(self) -> dict[str, object]:
+        """The settings the file gives, by their names in the database (hms.settings)."""
+        given = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        given["clinic_name"] = given.pop("name")
+        return {k: v for k, v in given.items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -204,7 +217,7 @@ def _table(raw: Mapping[str, Any], name: str, path: Path) -> Mapping[str, Any]:
 
 
 def _parse(raw: Mapping[str, Any], path: Path) -> Settings:
-    sections = {"database", "clinic", "terminal", "display", "printer", "slip", "voice"}
+    sections = {"database", "clinic", "booking", "terminal", "display", "printer", "slip", "voice"}
     unknown = sorted(set(raw) - sections)
     if unknown:
         raise ConfigError(
@@ -245,11 +258,14 @@ def _parse(raw: Mapping[str, Any], path: Path) -> Settings:
         action_timeout=db.int_range("action_timeout", 2, 600) or int(DEFAULT_ACTION_TIMEOUT),
     )
 
+    bo = _Section(_table(raw, "booking", path), "booking", path,
+                  {"early_minutes", "late_minutes", "rule"})
     cl = _Section(
         _table(raw, "clinic", path),
         "clinic",
         path,
-        {"name", "timezone", "recall_limit", "requeue_after", "skip_places", "consult_minutes"},
+        {"name", "timezone", "recall_limit", "requeue_after", "skip_places", "consult_minutes",
+         "statement_limit_s", "idle_limit_s"},
     )
     timezone = cl.get(
         "timezone",
@@ -263,6 +279,11 @@ def _parse(raw: Mapping[str, Any], path: Path) -> Settings:
         requeue_after=cl.int_range("requeue_after", 0, 100),
         skip_places=cl.int_range("skip_places", 1, 100),
         consult_minutes=cl.int_range("consult_minutes", 1, 240),
+        statement_limit_s=cl.int_range("statement_limit_s", 1, 600),
+        idle_limit_s=cl.int_range("idle_limit_s", 1, 3600),
+        booking_early_minutes=bo.int_range("early_minutes", 0, 240),
+        booking_late_minutes=bo.int_range("late_minutes", 0, 240),
+        queue_rule=bo.get("rule", lambda v: v in ("fair", "arrival"), "'fair' or 'arrival'"),
     )
 
     te = _Section(_table(raw, "terminal", path), "terminal", path, {"label"})

@@ -16,7 +16,8 @@ root.add_typer(db_app, name="db")
 
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context, json_: JsonFlag = False) -> None:
-    """Apply pending schema migrations (idempotent) and the [clinic] settings of the config."""
+    """Apply pending schema migrations (idempotent) and the [clinic] and [booking] settings of
+    the config."""
     from hms_tui.db import migrate
     from hms_tui.services.desk import Desk
 
@@ -24,12 +25,7 @@ def db_upgrade(ctx: typer.Context, json_: JsonFlag = False) -> None:
     db = obj.database(upgrade=True)
     with db.connect() as conn:
         version = migrate.current_version(conn)
-    clinic = obj.settings.clinic
-    rules = Desk(db).configure(
-        clinic_name=clinic.name, timezone=clinic.timezone, recall_limit=clinic.recall_limit,
-        requeue_after=clinic.requeue_after, skip_places=clinic.skip_places,
-        consult_minutes=clinic.consult_minutes,
-    )
+    rules = Desk(db).configure(**obj.settings.clinic.changes())
     render.output({"version": version, "database": db.describe(), "rules": rules}, json_,
                   render.print_upgrade)
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-from hms_tui.domain.models import Priority
+from hms_tui.domain.errors import HmsError
+from hms_tui.domain.models import Priority, Visit
 from hms_tui.services.desk import Desk
 
 DOCTORS = [
@@ -69,12 +72,13 @@ class DemoSummary:
     patients: int = 0
     visits: int = 0
     bills: int = 0
+    bookings: int = 0
 
     def describe(self) -> str:
         if not self.seeded:
             return "The database already has a clinic; nothing was seeded."
         return (f"Seeded a demo clinic: doctors {', '.join(self.doctors)}, {self.patients} "
-                f"patients, {self.visits} visits, {self.bills} bills.")
+                f"patients, {self.visits} visits, {self.bookings} bookings, {self.bills} bills.")
 
 
 def local_timezone() -> str | None:
@@ -139,4 +143,44 @@ def seed_demo(desk: Desk) -> DemoSummary:
     moved = checkin("D3", 14)
     desk.transfer(moved, "D4")
     summary.visits += 1
+    summary.bookings = seed_bookings(desk, ids)
     return summary
+
+
+def seed_bookings(desk: Desk, ids: list[int]) -> int:
+    """Sessions for D1 and D2, and bookings in every state: due today and tomorrow, one that
+    arrived (placed by its slot time), one cancelled, one moved to tomorrow, one overbooked.
+    Late and 'not arrived' ones appear as the morning passes."""
+    for code, capacity in (("D1", 2), ("D2", 3)):
+        desk.add_session(code, days="mon,tue,wed,thu,fri,sat", start="07:00", end="21:00",
+                         slot_minutes=15, capacity=capacity)
+    tomorrow = desk.business_date() + timedelta(days=1)
+    made = 0
+
+    def book(doctor: str, patient: int, **where: Any) -> Visit | None:
+        nonlocal made
+        try:
+            visit = desk.book(doctor, ids[patient], **where)
+        except HmsError:  # no free slot left today (a demo seeded late in the evening)
+            return None
+        made += 1
+        return visit
+
+    for patient in (20, 21):
+        book("D1", patient, day=desk.business_date())
+    arriving = book("D2", 22, day=desk.business_date())
+    if arriving is not None:
+        desk.arrive(arriving.visit_id)  # early, within the window: placed by its slot time
+    cancelled = book("D2", 23, day=desk.business_date())
+    if cancelled is not None:
+        desk.cancel(cancelled.visit_id, "rang to cancel")
+    moving = book("D1", 24, day=desk.business_date())
+    if moving is not None:
+        desk.reschedule(moving.visit_id, day=tomorrow)
+    for patient in (25, 26):
+        book("D1", patient, day=tomorrow)
+    full = next((s for s in desk.slots("D1", tomorrow) if s.free == 0), None)
+    if full is not None:
+        when = full.starts.astimezone(desk.zone()).strftime("%Y-%m-%d %H:%M")
+        book("D1", 27, at=when, overbook="follow-up the doctor asked for")
+    return made
