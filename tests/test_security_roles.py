@@ -53,7 +53,7 @@ R, D, S, A = "hms_reception", "hms_doctor", "hms_display", "hms_admin"
 EXECUTE: dict[str, frozenset[str]] = {}
 for _fns, _who in [
     (["clinic_timezone()", "business_date()", "get_rules()", "doctor_list()", "doctor_board()",
-      "whoami()", "session_limits()"], ALL),
+      "whoami()", "session_limits()", "clinic_instant(timestamp without time zone)"], ALL),
     (["display_rows()", "live_display(text[],bigint[])"], {S, A}),
     (["get_doctor(text)", "queue(text,boolean)", "live_queues(text[],bigint[])",
       "visit_info(bigint,boolean)",
@@ -75,6 +75,10 @@ for _fns, _who in [
       "audit_seal(integer)",
       "session_add(text,text,date,time without time zone,time without time zone,integer,"
       "integer,text)", "session_remove(integer)", "leave_add(text,date,date,text)"], {A}),
+    # Statistics, the past replayed, the trail checked and restored, the day close.
+    (["report_day(date,text)", "report_range(date,date,text)", "over_target()",
+      "replay(timestamp with time zone,text)", "audit_check(date)",
+      "audit_restore(bigint,boolean)", "day_close(date)"], {A}),
     # Failover safety (45_failover.sql): every terminal's listener observes and reports.
     (["server_identity()", "observe_server()", "report_lost_numbers(jsonb)",
       "durability_settings()"], ALL),

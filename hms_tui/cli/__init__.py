@@ -50,6 +50,7 @@ def _register() -> None:
         booking_commands,
         clinic_commands,
         db_commands,
+        report_commands,
         staff_commands,
         tui_commands,
         visit_commands,

@@ -187,3 +187,16 @@ def positive_places(value: int) -> int:
     if not 1 <= value <= 100:
         raise InvalidInput(f"places must be from 1 to 100, not {value}")
     return value
+
+
+def moment(value: str, what: str = "time") -> datetime:
+    """Parse 'YYYY-MM-DD HH:MM[:SS]' as a wall-clock time; the database applies the clinic's
+    zone (hms.clinic_instant)."""
+    text = value.strip()
+    for layout in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"):
+        try:
+            return datetime.strptime(text, layout)
+        except ValueError:
+            continue
+    raise InvalidInput(f"{what} {text[:30]!r} is invalid; use \"YYYY-MM-DD HH:MM\" or "
+                       "\"YYYY-MM-DD HH:MM:SS\" (the clinic's local time)")

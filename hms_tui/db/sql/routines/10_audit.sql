@@ -173,7 +173,7 @@ DO $$
 DECLARE t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['settings', 'doctors', 'patients', 'visits', 'bills', 'bill_items',
-                             'staff_doctors', 'sessions', 'leaves'] LOOP
+                             'staff_doctors', 'sessions', 'leaves', 'day_closes'] LOOP
         EXECUTE format(
             'CREATE TRIGGER %1$s_audit AFTER INSERT OR UPDATE OR DELETE ON hms.%1$I
                  FOR EACH ROW EXECUTE FUNCTION hms.audit_row()', t);

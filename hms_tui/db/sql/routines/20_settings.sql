@@ -23,6 +23,19 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
     SELECT timezone FROM hms.settings
 $$;
 
+-- A wall-clock time in the clinic's zone as an instant; a time the clocks skip is refused.
+-- (A time the clocks pass twice is the later one, as PostgreSQL reads it.)
+CREATE FUNCTION hms.clinic_instant(p_local timestamp) RETURNS timestamptz
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
+DECLARE tz text := (SELECT timezone FROM hms.settings);
+BEGIN
+    IF ((p_local AT TIME ZONE tz) AT TIME ZONE tz) <> p_local THEN
+        PERFORM hms.fail('HM422', format('%s does not exist in %s (the clocks change that night)',
+                                         to_char(p_local, 'YYYY-MM-DD HH24:MI'), tz));
+    END IF;
+    RETURN p_local AT TIME ZONE tz;
+END $$;
+
 CREATE FUNCTION hms.get_rules() RETURNS hms.settings
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
     SELECT * FROM hms.settings

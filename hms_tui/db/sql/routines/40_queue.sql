@@ -69,19 +69,31 @@ CREATE TRIGGER visits_queue_version BEFORE INSERT OR UPDATE ON hms.visits
 -- there are three; else over the 7 days before (at least three); else the clinic's setting.
 CREATE FUNCTION hms.consult_minutes(p_doctor integer, p_date date) RETURNS numeric
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
-    SELECT coalesce(hms.pace(p_doctor, p_date, p_date), hms.pace(p_doctor, p_date - 7, p_date - 1),
+    -- Only the latest ten of each range reach hms.pace (an index serves them in that order).
+    SELECT coalesce(hms.pace(ARRAY(SELECT v FROM hms.visits v
+                                    WHERE v.doctor_id = p_doctor AND v.business_date = p_date
+                                      AND v.status = 'COMPLETED'
+                                      AND v.ended_at - v.started_at >= interval '1 minute'
+                                    ORDER BY v.ended_at DESC LIMIT 10)),
+                    hms.pace(ARRAY(SELECT v FROM hms.visits v
+                                    WHERE v.doctor_id = p_doctor
+                                      AND v.business_date BETWEEN p_date - 7 AND p_date - 1
+                                      AND v.status = 'COMPLETED'
+                                      AND v.ended_at - v.started_at >= interval '1 minute'
+                                    ORDER BY v.ended_at DESC LIMIT 10)),
                     (SELECT consult_minutes FROM hms.settings))
 $$;
 
-CREATE FUNCTION hms.pace(p_doctor integer, p_from date, p_to date) RETURNS numeric
-LANGUAGE sql STABLE AS $$
+-- A doctor's pace over these visits: the average of the last 10 consultations of at least a
+-- minute, once there are three (else NULL). Pure: the replay computes it from the trail.
+CREATE FUNCTION hms.pace(p_visits hms.visits[]) RETURNS numeric
+LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN count(*) >= 3 THEN avg(recent.minutes) END
-      FROM (SELECT extract(epoch FROM ended_at - started_at) / 60 AS minutes
-              FROM hms.visits
-             WHERE doctor_id = p_doctor AND business_date BETWEEN p_from AND p_to
-               AND status = 'COMPLETED' AND started_at IS NOT NULL
-               AND ended_at - started_at >= interval '1 minute'
-             ORDER BY ended_at DESC LIMIT 10) recent
+      FROM (SELECT extract(epoch FROM v.ended_at - v.started_at) / 60 AS minutes
+              FROM unnest(p_visits) v
+             WHERE v.status = 'COMPLETED' AND v.started_at IS NOT NULL
+               AND v.ended_at - v.started_at >= interval '1 minute'
+             ORDER BY v.ended_at DESC LIMIT 10) recent
 $$;
 
 -- Minutes until the patient at waiting position `pos` is called, given how many are being

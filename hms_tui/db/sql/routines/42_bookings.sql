@@ -135,11 +135,7 @@ BEGIN
         RETURN QUERY SELECT slot.starts, slot.session_id;
         RETURN;
     END IF;
-    IF ((p_at AT TIME ZONE tz) AT TIME ZONE tz) <> p_at THEN
-        PERFORM hms.fail('HM422', format('%s does not exist in %s (the clocks change that night)',
-                                         to_char(p_at, 'YYYY-MM-DD HH24:MI'), tz));
-    END IF;
-    IF (p_at AT TIME ZONE tz) < now() THEN
+    IF hms.clinic_instant(p_at) < now() THEN
         PERFORM hms.fail('HM422', format('appointment time %s is in the past', to_char(p_at, 'YYYY-MM-DD HH24:MI')));
     END IF;
     SELECT * INTO slot FROM hms.day_slots(d.id, day) s WHERE s.starts = (p_at AT TIME ZONE tz);

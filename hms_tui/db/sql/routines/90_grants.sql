@@ -23,7 +23,7 @@ GRANT SELECT ON hms.schema_routines TO hms_reception, hms_doctor, hms_display, h
 -- Every terminal: its calls' session limits, the board and the rules.
 GRANT EXECUTE ON FUNCTION
     hms.clinic_timezone(), hms.business_date(), hms.get_rules(), hms.doctor_list(),
-    hms.doctor_board(), hms.whoami(), hms.session_limits()
+    hms.doctor_board(), hms.whoami(), hms.session_limits(), hms.clinic_instant(timestamp)
     TO hms_reception, hms_doctor, hms_display, hms_admin;
 
 -- The waiting-room display reads the masked rows, never hms.queue.
@@ -68,6 +68,13 @@ GRANT EXECUTE ON FUNCTION
     hms.staff_enable(text), hms.staff_link(text, text, boolean), hms.audit_seal(integer),
     hms.session_add(text, text, date, time, time, integer, integer, text),
     hms.session_remove(integer), hms.leave_add(text, date, date, text)
+    TO hms_admin;
+-- Statistics and the past: reports, the live over-target board, the replay, the trail checked
+-- against the tables, a visit restored from it, and the day close.
+GRANT EXECUTE ON FUNCTION
+    hms.report_day(date, text), hms.report_range(date, date, text), hms.over_target(),
+    hms.replay(timestamptz, text), hms.audit_check(date), hms.audit_restore(bigint, boolean),
+    hms.day_close(date)
     TO hms_admin;
 -- The trail, sealed and not yet sealed (audit verify reads the rows and the head itself).
 GRANT SELECT ON hms.audit_log, hms.audit_pending TO hms_admin;
