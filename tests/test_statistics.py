@@ -188,7 +188,7 @@ class Terminal:
             self.act("call_next", lambda: d.call_next(doctor))
 
 
-def differences(replayed: list[Visit], taken: list[Visit]) -> list[Any]:
+def mismatches(replayed: list[Visit], taken: list[Visit]) -> list[Any]:
     """Where two lists of visits differ: (index, field, replayed, taken), or their lengths."""
     if len(replayed) != len(taken):
         return [("length", len(replayed), len(taken))]
@@ -310,9 +310,9 @@ def test_a_concurrent_morning_replays_reports_and_checks(
     trail = Trail(desk.db)
     # The replay at each moment is the snapshot taken then; at the end, the tables.
     for moment, rows in snapshots:
-        assert differences(trail.replay(moment), rows) == [], moment
+        assert mismatches(trail.replay(moment), rows) == [], moment
     final_moment, final_rows = snapshot(sql)
-    assert differences(trail.replay(final_moment), final_rows) == []
+    assert mismatches(trail.replay(final_moment), final_rows) == []
     assert any(v.status.value == "WAITING" for _, rows in snapshots for v in rows)
 
     # The report, against the test's own reckoning.
