@@ -59,10 +59,12 @@ BEGIN
                         hms.pace(ARRAY(SELECT x.v FROM visits x WHERE (x.v).doctor_id = (dd.d).id
                                           AND (x.v).business_date < bd)),
                         s.consult_minutes) AS pace,
-               (SELECT max(e.at) FROM hms.audit_log e
+               -- the queue's clock: when its latest version was written (hms.queue_clock)
+               (SELECT e.at FROM hms.audit_log e
                  WHERE e.entity = 'visits' AND e.at <= p_at
                    AND (e.after ->> 'doctor_id')::integer = (dd.d).id
-                   AND (e.after ->> 'business_date')::date = bd) AS clock
+                   AND (e.after ->> 'business_date')::date = bd
+                 ORDER BY (e.after ->> 'queue_version')::bigint DESC LIMIT 1) AS clock
           FROM doctors dd
          WHERE p_doctor IS NULL OR (dd.d).code = hms.parse_code(p_doctor)
     )
