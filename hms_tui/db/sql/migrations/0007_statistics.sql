@@ -3,11 +3,20 @@
 -- * settings: the wait the clinic aims for (reports show the share of patients who waited
 --   longer) and what the day close makes of visits still open (NO_SHOW or CANCELLED).
 -- * hms.day_closes: one row per business date closed, with the day's report as it stood.
+-- * the trail records the clinic's settings row once if it never has: the schema wrote it
+--   before the trail began, and audit check holds every live row to an image.
 
 ALTER TABLE hms.settings
     ADD COLUMN wait_target_minutes integer NOT NULL DEFAULT 30
         CHECK (wait_target_minutes BETWEEN 1 AND 600),
     ADD COLUMN close_as text NOT NULL DEFAULT 'NO_SHOW' CHECK (close_as IN ('NO_SHOW', 'CANCELLED'));
+
+INSERT INTO hms.audit_pending (ticket, at, actor, action, entity, op, txid, after)
+SELECT nextval('hms.audit_ticket'), now(), session_user, 'baseline', 'settings', 'INSERT',
+       pg_current_xact_id()::text::bigint, to_jsonb(s)
+  FROM hms.settings s
+ WHERE NOT EXISTS (SELECT 1 FROM hms.audit_events e WHERE e.entity = 'settings')
+   AND NOT EXISTS (SELECT 1 FROM hms.audit_pending p WHERE p.entity = 'settings');
 
 CREATE TABLE hms.day_closes (
     business_date date PRIMARY KEY,
