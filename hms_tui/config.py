@@ -50,6 +50,8 @@ class ClinicSettings:
     consult_minutes: int | None = None
     statement_limit_s: int | None = None
     idle_limit_s: int | None = None
+    wait_target_minutes: int | None = None
+    close_as: str | None = None
     # [booking]
     booking_early_minutes: int | None = None
     booking_late_minutes: int | None = None
@@ -265,7 +267,7 @@ def _parse(raw: Mapping[str, Any], path: Path) -> Settings:
         "clinic",
         path,
         {"name", "timezone", "recall_limit", "requeue_after", "skip_places", "consult_minutes",
-         "statement_limit_s", "idle_limit_s"},
+         "statement_limit_s", "idle_limit_s", "wait_target_minutes", "close_as"},
     )
     timezone = cl.get(
         "timezone",
@@ -281,6 +283,9 @@ def _parse(raw: Mapping[str, Any], path: Path) -> Settings:
         consult_minutes=cl.int_range("consult_minutes", 1, 240),
         statement_limit_s=cl.int_range("statement_limit_s", 1, 600),
         idle_limit_s=cl.int_range("idle_limit_s", 1, 3600),
+        wait_target_minutes=cl.int_range("wait_target_minutes", 1, 600),
+        close_as=cl.get("close_as", lambda v: v in ("NO_SHOW", "CANCELLED"),
+                        "'NO_SHOW' or 'CANCELLED'"),
         booking_early_minutes=bo.int_range("early_minutes", 0, 240),
         booking_late_minutes=bo.int_range("late_minutes", 0, 240),
         queue_rule=bo.get("rule", lambda v: v in ("fair", "arrival"), "'fair' or 'arrival'"),

@@ -155,7 +155,7 @@ class Terminal:
             priority = rng.choices(["NORMAL", "URGENT", "EMERGENCY"], [80, 15, 5])[0]
             self.act("checkin", lambda: d.checkin(doctor, patient, priority))
         elif roll < 0.60:
-            self.act("book", lambda: d.book(doctor, patient))
+            self.act("book", lambda: d.book(doctor, patient, day=d.business_date()))
         elif (roll < 0.75) and (vid := self.pick("BOOKED")) is not None:
             self.act("arrive", lambda: d.arrive(vid), vid)
         elif (roll < 0.85) and (vid := self.pick("WAITING")) is not None:
@@ -306,6 +306,10 @@ def test_a_concurrent_morning_replays_reports_and_checks(
             snapshots.append(snapshot(sql))
     assert morning.actions + morning.refused <= ROUNDS * PER_TERMINAL * len(terminals)
     assert morning.actions > 300, (morning.actions, morning.refused)
+    # The morning had every kind of visit: seen, cancelled, transferred, booked and arrived.
+    kinds = Counter(t.status for t in morning.visits.values())
+    assert kinds["COMPLETED"] and kinds["CANCELLED"] and kinds["TRANSFERRED"], kinds
+    assert any(t.appointment and t.checked_in_at for t in morning.visits.values())
 
     trail = Trail(desk.db)
     # The replay at each moment is the snapshot taken then; at the end, the tables.

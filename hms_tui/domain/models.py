@@ -230,6 +230,8 @@ class ClinicRules:
     booking_early_minutes: int = 30  # a booked patient arriving this early keeps their slot
     booking_late_minutes: int = 15  # ... and this late
     queue_rule: str = "fair"  # 'fair': booked patients by slot time; 'arrival': all by arrival
+    wait_target_minutes: int = 30  # reports count the patients who waited longer
+    close_as: str = "NO_SHOW"  # what the day close makes of visits still open (or CANCELLED)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> ClinicRules:
