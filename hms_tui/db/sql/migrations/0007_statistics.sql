@@ -2,6 +2,7 @@
 --
 -- * settings: the wait the clinic aims for (reports show the share of patients who waited
 --   longer) and what the day close makes of visits still open (NO_SHOW or CANCELLED).
+-- * a booking that never arrived may be a no-show without a token (the day close marks them).
 -- * hms.day_closes: one row per business date closed, with the day's report as it stood.
 -- * the trail records the clinic's settings row once if it never has: the schema wrote it
 --   before the trail began, and audit check holds every live row to an image.
@@ -17,6 +18,12 @@ SELECT nextval('hms.audit_ticket'), now(), session_user, 'baseline', 'settings',
   FROM hms.settings s
  WHERE NOT EXISTS (SELECT 1 FROM hms.audit_events e WHERE e.entity = 'settings')
    AND NOT EXISTS (SELECT 1 FROM hms.audit_pending p WHERE p.entity = 'settings');
+
+ALTER TABLE hms.visits
+    DROP CONSTRAINT visits_checked_in_has_serial,
+    ADD CONSTRAINT visits_checked_in_has_serial
+        CHECK (status IN ('BOOKED', 'CANCELLED') OR serial IS NOT NULL
+               OR (status = 'NO_SHOW' AND checked_in_at IS NULL));
 
 CREATE TABLE hms.day_closes (
     business_date date PRIMARY KEY,

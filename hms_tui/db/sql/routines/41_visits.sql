@@ -351,6 +351,9 @@ DECLARE
 BEGIN
     PERFORM hms.assert_today(v, 'requeue it',
         format('it is from %s; check the patient in again', v.business_date));
+    IF v.serial IS NULL THEN
+        PERFORM hms.refuse(v, 'requeue it', 'the booking never arrived; check the patient in instead');
+    END IF;
     SELECT * INTO d FROM hms.doctors WHERE id = v.doctor_id;
     PERFORM hms.assert_no_active_visit(v.patient_id, d, v.business_date);
     SELECT * INTO at FROM hms.place(v, (SELECT requeue_after FROM hms.settings));
