@@ -115,6 +115,13 @@ def default_config_path() -> Path:
     return Path(base) / "hms-tui" / "config.toml"
 
 
+def state_dir() -> Path:
+    """Where hms-tui keeps what it writes about itself (crash logs):
+    ``$XDG_STATE_HOME/hms-tui`` (``~/.local/state/hms-tui`` when XDG_STATE_HOME is unset)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "hms-tui"
+
+
 def find_config(explicit: Path | None) -> Path | None:
     """Return the config file to read, or None when no file is configured or present."""
     if explicit is not None:
