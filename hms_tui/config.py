@@ -43,6 +43,7 @@ class ClinicSettings:
     requeue_after: int | None = None
     skip_places: int | None = None
     consult_minutes: int | None = None
+    calls_ahead: int | None = None
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,8 @@ def _parse(raw: Mapping[str, Any], path: Path) -> Settings:
         _table(raw, "clinic", path),
         "clinic",
         path,
-        {"name", "timezone", "recall_limit", "requeue_after", "skip_places", "consult_minutes"},
+        {"name", "timezone", "recall_limit", "requeue_after", "skip_places", "consult_minutes",
+         "calls_ahead"},
     )
     timezone = cl.get(
         "timezone",
@@ -261,6 +263,7 @@ def _parse(raw: Mapping[str, Any], path: Path) -> Settings:
         requeue_after=cl.int_range("requeue_after", 0, 100),
         skip_places=cl.int_range("skip_places", 1, 100),
         consult_minutes=cl.int_range("consult_minutes", 1, 240),
+        calls_ahead=cl.int_range("calls_ahead", 0, 10),
     )
 
     te = _Section(_table(raw, "terminal", path), "terminal", path, {"label"})

@@ -287,9 +287,9 @@ def test_bill_and_audit_commands(
               "--item", "ECG=250.50")
     assert {"id", "bill_number", "total"} <= set(bill)
     assert (bill["bill_number"], bill["total"], bill["status"], bill["visit_id"]) == (
-        f"B-{year}-0001", 750.5, "ISSUED", vid)
+        f"B-{year}-0001", "750.50", "ISSUED", vid)  # money: exact, two places, never a float
     assert [(i["line"], i["description"], i["amount"]) for i in bill["items"]] == [
-        (1, "Consultation", 500.0), (2, "ECG", 250.5)]
+        (1, "Consultation", "500.00"), (2, "ECG", "250.50")]
     assert sql.execute(
         "SELECT bill_number, total::text FROM hms.bills WHERE id = %s", (bill["id"],)
     ).fetchone() == (f"B-{year}-0001", "750.50")
@@ -300,7 +300,7 @@ def test_bill_and_audit_commands(
     assert by_id == bill
     voided = js(cli_env, "bill", "void", bill["bill_number"], "--reason", "wrong patient")
     assert (voided["status"], voided["void_reason"], voided["total"]) == (
-        "VOID", "wrong patient", 750.5)
+        "VOID", "wrong patient", "750.50")
     assert voided["voided_at"] is not None
     assert sql.execute("SELECT status, void_reason FROM hms.bills WHERE id = %s",
                        (bill["id"],)).fetchone() == ("VOID", "wrong patient")
@@ -310,7 +310,7 @@ def test_bill_and_audit_commands(
 
     # The voided number stays used: the next bill is 0002.
     second = js(cli_env, "bill", "create", str(vid), "--item", "Consultation=500")
-    assert (second["bill_number"], second["total"]) == (f"B-{year}-0002", 500.0)
+    assert (second["bill_number"], second["total"]) == (f"B-{year}-0002", "500.00")
 
     timeline, timeline_text, tail, tail_text = reads(
         cli_env,

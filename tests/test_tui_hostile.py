@@ -229,7 +229,7 @@ def test_display_with_initials_and_an_odd_doctor(desk: Desk, hostile: dict[str, 
                 return str(desk.db.call("SELECT hms.initials(%(n)s) AS i", {"n": name})[0]["i"])
 
             for name in HOSTILE_NAMES:
-                desk.call_next("D3")
+                desk.call_next("D3", force=True)
                 await wait_until(pilot, lambda name=name: static_text(who) == initials(name),
                                  message=f"initials of {name!r}")
                 await pilot.pause()

@@ -28,7 +28,7 @@ def db_upgrade(ctx: typer.Context, json_: JsonFlag = False) -> None:
     rules = Desk(db).configure(
         clinic_name=clinic.name, timezone=clinic.timezone, recall_limit=clinic.recall_limit,
         requeue_after=clinic.requeue_after, skip_places=clinic.skip_places,
-        consult_minutes=clinic.consult_minutes,
+        consult_minutes=clinic.consult_minutes, calls_ahead=clinic.calls_ahead,
     )
     render.output({"version": version, "database": db.describe(), "rules": rules}, json_,
                   render.print_upgrade)

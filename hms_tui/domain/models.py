@@ -180,6 +180,7 @@ class ClinicRules:
     requeue_after: int
     skip_places: int
     consult_minutes: int
+    calls_ahead: int = 0  # more patients a doctor may call while one is with them
 
 
 @dataclass(frozen=True)
@@ -223,8 +224,9 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, timedelta):
         return value.total_seconds()
     if isinstance(value, Decimal):
-        # Two-decimal amounts below 10^13 survive float's shortest round-trip exactly.
-        return float(value)
+        # Money: an exact decimal string with two places ("750.50"); a float would round
+        # and drop the trailing zero.
+        return f"{value:.2f}"
     if isinstance(value, StrEnum):
         return value.value
     return value

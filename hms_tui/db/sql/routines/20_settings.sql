@@ -28,9 +28,11 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
     SELECT * FROM hms.settings
 $$;
 
+-- NULL leaves a setting as it is. p_calls_ahead: how many more patients a doctor may call
+-- while one is with them (0: one at a time).
 CREATE FUNCTION hms.configure(
     p_clinic_name text, p_timezone text, p_recall_limit integer, p_requeue_after integer,
-    p_skip_places integer, p_consult_minutes integer
+    p_skip_places integer, p_consult_minutes integer, p_calls_ahead integer DEFAULT NULL
 ) RETURNS hms.settings
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp SET lock_timeout = '5s' AS $$
 DECLARE s hms.settings;
@@ -42,7 +44,8 @@ BEGIN
         recall_limit = coalesce(p_recall_limit, recall_limit),
         requeue_after = coalesce(p_requeue_after, requeue_after),
         skip_places = coalesce(p_skip_places, skip_places),
-        consult_minutes = coalesce(p_consult_minutes, consult_minutes)
+        consult_minutes = coalesce(p_consult_minutes, consult_minutes),
+        calls_ahead = coalesce(p_calls_ahead, calls_ahead)
     RETURNING * INTO s;
     RETURN s;
 END $$;

@@ -40,23 +40,28 @@ GRANT EXECUTE ON FUNCTION
 
 -- Reception: patients, check-in, booking, arrival, cancel, priority, transfer, bills.
 GRANT EXECUTE ON FUNCTION
-    hms.add_patient(text, text, date), hms.get_patient(bigint), hms.search_patients(text, integer),
+    hms.add_patient(text, text, date, boolean), hms.get_patient(bigint), hms.search_patients(text, integer),
     hms.checkin(text, bigint, text, text), hms.book(text, bigint, timestamp), hms.arrive(bigint),
     hms.cancel(bigint, text), hms.set_priority(bigint, text), hms.transfer(bigint, text),
     hms.create_bill(bigint, jsonb), hms.void_bill(text, text), hms.bill_info(bigint),
     hms.find_bill(text), hms.visit_bills(bigint)
     TO hms_reception, hms_admin;
+-- Reception: a patient registered twice is found, and a mistyped name corrected.
+GRANT EXECUTE ON FUNCTION
+    hms.patient_duplicates(text, text, date, bigint),
+    hms.update_patient(bigint, text, text, date, boolean)
+    TO hms_reception, hms_admin;
 
 -- Doctors: the consultation (on their own visits: hms.assert_may_act).
 GRANT EXECUTE ON FUNCTION
-    hms.call_next(text), hms.call(bigint), hms.recall(bigint), hms.start(bigint),
+    hms.call_next(text, boolean), hms.call(bigint, boolean), hms.recall(bigint), hms.start(bigint),
     hms.complete(bigint), hms.no_show(bigint)
     TO hms_doctor, hms_admin;
 
 -- Admin: doctors, clinic settings, staff, the audit trail.
 GRANT EXECUTE ON FUNCTION
     hms.add_doctor(text, text, text, text), hms.update_doctor(text, text, text, text, boolean),
-    hms.configure(text, text, integer, integer, integer, integer),
+    hms.configure(text, text, integer, integer, integer, integer, integer),
     hms.audit_tail(integer, text, text, bigint),
     hms.staff_add(text, text, text[], text), hms.staff_list(), hms.staff_disable(text),
     hms.staff_enable(text), hms.staff_link(text, text, boolean)
