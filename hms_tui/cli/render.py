@@ -210,7 +210,8 @@ def print_status(info: dict[str, Any]) -> None:
             ("Time zone", rules.timezone), ("Recall limit", str(rules.recall_limit)),
             ("Requeue after", f"{rules.requeue_after} patients"),
             ("Skip places", str(rules.skip_places)),
-            ("Consultation", f"{rules.consult_minutes} min (default estimate)")]
+            ("Consultation", f"{rules.consult_minutes} min (default estimate)"),
+            ("Calls ahead", f"{rules.calls_ahead} (0: one patient at a time per doctor)")]
     for key, value in rows:
         tbl.add_row(Text(key, style="bold"), t(value))
     console.print(tbl)

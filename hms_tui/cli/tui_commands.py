@@ -31,7 +31,8 @@ def reception(ctx: typer.Context) -> None:
 @root.command()
 def display(
     ctx: typer.Context,
-    doctors: Annotated[str | None, typer.Option(help="Doctor codes to show, e.g. D1,D2 "
+    doctors: Annotated[str | None, typer.Option(metavar="CODES",
+                                                help="Doctor codes to show, e.g. D1,D2 "
                                                 "(default: display.doctors, else every "
                                                 "active doctor).")] = None,
 ) -> None:
