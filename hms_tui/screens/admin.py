@@ -51,12 +51,6 @@ class DoctorDialog(FormDialog):
             yield Static(Text("Enter next · ctrl+s save · Esc cancel", style="dim"))
         yield Footer()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "prefix":
-            self.action_save()
-        else:
-            self.focus_next()
-
     def action_save(self) -> None:
         v = {f: self.query_one(f"#{f}", Input).value for f in ("code", "name", "room", "prefix")}
         desk = self.hms.desk

@@ -1,9 +1,10 @@
-"""Small modal dialogs: check in, pick a doctor, pick a priority, give a reason, confirm."""
+"""Small modal dialogs: check in, pick a doctor, pick a priority, give a reason, confirm.
+
+Each names what it acts on: the patient by name, MRN and age, the visit by its token."""
 
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -18,8 +19,6 @@ from hms_tui.domain.textsafe import printable
 from hms_tui.screens.dialog import Dialog
 from hms_tui.widgets.text_input import TextInput
 
-if TYPE_CHECKING:
-    pass
 
 def doctor_option(b: DoctorBoard) -> Option:
     room = f", {b.room}" if b.room else ""
@@ -39,11 +38,11 @@ class CheckinDialog(Dialog):
         Binding("e", "priority('EMERGENCY')", "Emergency"),
     ]
 
-    def __init__(self, patient_id: int, patient_name: str, board: tuple[DoctorBoard, ...],
+    def __init__(self, patient_id: int, who: str, board: tuple[DoctorBoard, ...],
                  preselect: str | None) -> None:
         super().__init__()
         self.patient_id = patient_id
-        self.patient_name = patient_name
+        self.patient_name = who  # 'Kumar, Anil (M000231, 54 y)'
         self.board = [b for b in board if b.active]
         self.preselect = preselect
         self.priority = Priority.NORMAL
@@ -110,14 +109,14 @@ class DoctorPicker(Dialog):
 
 class PriorityPicker(Dialog):
 
-    def __init__(self, visit: Visit) -> None:
+    def __init__(self, visit: Visit, who: str = "") -> None:
         super().__init__()
         self.visit = visit
+        self.who = who or f"{visit.token} {visit.patient_name} ({visit.mrn})"
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(Text(printable(f"Priority of {self.visit.token} "
-                                        f"{self.visit.patient_name}")), classes="title")
+            yield Static(Text(printable(f"Priority of {self.who}")), classes="title")
             yield OptionList(*[Option(p.value, id=p.value) for p in Priority])
         yield Footer()
 
@@ -157,3 +156,40 @@ class ReasonDialog(Dialog):
             self.fail(exc)
             return
         self.dismiss(text)
+
+
+class ConfirmDialog(Dialog):
+    """'Deactivate Dr Rao (D1)?': the question names what the action acts on; ``key`` (or
+    Enter on the button line) confirms, Esc or n cancels. Returns True or None."""
+
+    def __init__(self, question: str, key: str, verb: str, detail: str = "") -> None:
+        super().__init__()
+        self.question = question
+        self.key = key
+        self.verb = verb
+        self.detail = detail
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text(printable(self.question)), classes="title")
+            if self.detail:
+                yield Static(Text(printable(self.detail)))
+            yield OptionList(Option(Text(f"{self.key}  {self.verb}", style="bold"), id="yes"),
+                             Option(Text("n  No, leave it"), id="no"))
+            yield Static("", classes="error")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        options = self.query_one(OptionList)
+        options.highlighted = 1  # the safe answer first: Enter alone changes nothing
+        options.focus()
+
+    def on_key(self, event: object) -> None:
+        key = getattr(event, "key", "")
+        if key == self.key:
+            self.dismiss(True)
+        elif key == "n":
+            self.dismiss(None)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(True if event.option.id == "yes" else None)

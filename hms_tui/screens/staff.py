@@ -38,12 +38,6 @@ class StaffDialog(FormDialog):
             yield Static(Text("Enter next · ctrl+s save · Esc cancel", style="dim"))
         yield Footer()
 
-    def on_input_submitted(self, event: TextInput.Submitted) -> None:
-        if event.input.id == "repeat":
-            self.action_save()
-        else:
-            self.focus_next()
-
     def action_save(self) -> None:
         values = {f: self.query_one(f"#{f}", TextInput).value
                   for f in ("login", "role", "doctors", "password", "repeat")}

@@ -10,12 +10,14 @@ Bindings that share a description are shown once (``F7/F8 Doctor``).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
 from rich.cells import cell_len
 from rich.text import Text
 from textual.binding import Binding
+from textual.dom import NoScreen
 from textual.widgets import Static
 
 MAX_ROWS = 2
@@ -46,7 +48,8 @@ class KeyBar(Static):
         self.call_after_refresh(self.update_keys)
 
     def on_unmount(self) -> None:
-        self.screen.bindings_updated_signal.unsubscribe(self)
+        with contextlib.suppress(NoScreen):  # the screen went first: nothing to undo
+            self.screen.bindings_updated_signal.unsubscribe(self)
 
     def _bindings_changed(self, _screen: Any) -> None:
         if self.is_attached:
@@ -57,9 +60,15 @@ class KeyBar(Static):
 
     def update_keys(self) -> None:
         """Read the screen's bindings that are active and shown, in their order."""
+        if not self.is_attached:
+            return
+        try:
+            bindings = self.screen.active_bindings
+        except NoScreen:
+            return
         items: list[tuple[str, str]] = []
         by_description: dict[str, int] = {}
-        for active in self.screen.active_bindings.values():
+        for active in bindings.values():
             binding = active.binding
             if not binding.show or not binding.description or not active.enabled:
                 continue

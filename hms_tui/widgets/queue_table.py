@@ -19,6 +19,15 @@ def cell(value: object, style: str = "") -> Text:
     return Text(printable(value), style=style)
 
 
+def short_cell(value: object, cells: int, style: str = "") -> Text:
+    """A literal cell cut to ``cells`` terminal cells with an ellipsis (a long name must not
+    push the columns after it off a narrow screen); the dialogs show it whole."""
+    text = cell(value, style)
+    if text.cell_len > cells:
+        text.truncate(cells, overflow="ellipsis")
+    return text
+
+
 class DiffTable(DataTable[Cell]):
     """A DataTable keyed by row id. ``sync(rows)`` adds, removes, moves and updates rows so
     the table equals ``rows`` in order, keeping the cursor on the same row where it can."""
