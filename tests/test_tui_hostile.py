@@ -24,7 +24,7 @@ from hms_tui.screens.display import DisplayScreen, DoctorPanel
 from hms_tui.screens.doctor import DoctorScreen
 from hms_tui.screens.forms import BillDialog, ReceiptDialog, TimelineDialog
 from hms_tui.screens.pickers import CheckinDialog, DoctorPicker
-from hms_tui.screens.reception import NAME_CELLS, ReceptionScreen
+from hms_tui.screens.reception import NAME_CELLS, PATIENT_COL, ReceptionScreen
 from hms_tui.services.desk import Desk
 from hms_tui.widgets.bigtext import BigText
 from hms_tui.widgets.queue_table import DiffTable, short_cell
@@ -114,7 +114,7 @@ def test_reception_shows_every_name_literally(desk: Desk, hostile: dict[str, Any
                 assert detail[0].startswith(f"D1-{n:03d}  {name} (M")
             queue = screen.query_one("#queue", DiffTable)
             # (long names end in '…' in the queue: the columns after them stay on screen)
-            await wait_until(pilot, lambda: column(queue, 2) == [
+            await wait_until(pilot, lambda: column(queue, PATIENT_COL) == [
                 short_cell(n, NAME_CELLS).plain for n in HOSTILE_NAMES[::-1]])
             await pilot.pause()
             shown = screen_text(app)
@@ -134,7 +134,7 @@ def test_reception_shows_every_name_literally(desk: Desk, hostile: dict[str, Any
             await pilot.press("escape")
             await wait_screen(pilot, ReceptionScreen)
             await focus(pilot, queue)
-            queue.move_cursor(row=column(queue, 2).index("[/b]"))
+            queue.move_cursor(row=column(queue, PATIENT_COL).index("[/b]"))
             await pilot.press("t")
             await wait_screen(pilot, DoctorPicker)
             await pilot.press("down", "enter")
@@ -143,7 +143,7 @@ def test_reception_shows_every_name_literally(desk: Desk, hostile: dict[str, Any
             await wait_until(pilot, lambda: any(f"with {ODD_DOCTOR}" in n
                                                 for n in notifications(app)))
             # The queue shown followed the patient to D3.
-            await wait_until(pilot, lambda: column(queue, 2) == [HOSTILE_NAMES[0]])
+            await wait_until(pilot, lambda: column(queue, PATIENT_COL) == [HOSTILE_NAMES[0]])
             await pilot.pause()
             shown = screen_text(app)
             assert f"D3 queue · {ODD_DOCTOR}" in shown
@@ -305,7 +305,7 @@ def test_control_characters_in_a_row_never_reach_the_terminal(
                 screen = reception(app)
                 screen.show_last_checkin(forged)
                 queue = screen.query_one("#queue", DiffTable)
-                await wait_until(pilot, lambda: column(queue, 2) ==
+                await wait_until(pilot, lambda: column(queue, PATIENT_COL) ==
                                  ["Eve\ufffd]0;owned\ufffd\ufffd[2J\ufffdgnp.exe\ufffd31m"[:23]
                                   + "…"])
             elif role == Role.DOCTOR:

@@ -30,7 +30,7 @@ from hms_tui.screens.pickers import (
     PriorityPicker,
     ReasonDialog,
 )
-from hms_tui.screens.reception import ReceptionScreen
+from hms_tui.screens.reception import PRI_COL, ReceptionScreen
 from hms_tui.services.desk import Desk
 from hms_tui.widgets.bigtext import BigText
 from hms_tui.widgets.queue_table import DiffTable
@@ -187,7 +187,7 @@ def test_walk_in_check_in_by_keys_shows_the_token_large(
             # The queue on the right follows the doctor of the last check-in.
             queue = table(app, "queue")
             await wait_until(pilot, lambda: column(queue, 1) == ["D2-001"])
-            assert table_rows(queue)[0][:4] == ["1", "D2-001", "Patient 04", "URGENT"]
+            assert table_rows(queue)[0][:4] == ["1", "D2-001", "URGENT", "Patient 04"]
 
             # The next check-in preselects the last-used doctor (D2).
             await find_and_check_in(pilot, "05", "Patient 05", "wait:10")
@@ -373,7 +373,7 @@ def test_queues_are_live_with_positions_and_waiting_times(
             desk.checkin("D1", p[3], "EMERGENCY")  # jumps the line
             await wait_until(pilot, lambda: column(queue, 1) == ["D1-003", "D1-001", "D1-002"])
             assert column(queue, 0) == ["1", "2", "3"]
-            assert column(queue, 3) == ["EMERGENCY", "", ""]
+            assert column(queue, PRI_COL) == ["EMERGENCY", "", ""]
             truth = {v.token: v.wait_minutes for v in desk.queue("D1")}
             assert column(queue, 5) == [f"~{truth[t]}m" for t in column(queue, 1)]
 
@@ -447,7 +447,7 @@ def test_cancel_transfer_and_priority_from_the_queue(
             await pilot.press("down", "down", "enter")
             await until_db(pilot, lambda: status(c.visit_id), lambda s: s[1] == "EMERGENCY")
             await wait_until(pilot, lambda: column(queue, 1) == ["D1-003", "D1-002"])
-            assert column(queue, 3) == ["EMERGENCY", ""]
+            assert column(queue, PRI_COL) == ["EMERGENCY", ""]
 
             # Transfer D1-002 to Dr Mehta: a new token there, shown as the last check-in.
             await select_token(pilot, "D1-002")

@@ -7,7 +7,8 @@ from typing import Any
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.widgets import Static
+from textual.screen import Screen
+from textual.widgets import Input
 
 from hms_tui.widgets.keybar import KeyBar
 from hms_tui.widgets.queue_table import DiffTable, cell
@@ -43,7 +44,7 @@ def test_rows_drawn_before_the_table_measured_them_are_redrawn_at_full_width() -
     run(go())
 
 
-class KeysApp(App[None]):
+class KeysScreen(Screen[None]):
     BINDINGS = [Binding("f1", "help", "Help"), Binding("f2", "find", "Find"),
                 Binding("f3", "new", "New patient"), Binding("f4", "checkin", "Check in"),
                 Binding("f5", "bill", "Bill"), Binding("f6", "void", "Void bill"),
@@ -53,18 +54,24 @@ class KeysApp(App[None]):
                 Binding("x", "hidden", "Hidden", show=False)]
 
     def compose(self) -> ComposeResult:
-        yield Static("body")
+        yield Input()  # letter keys typed here are text, yet c/t/p are listed
         yield KeyBar()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return action != "void"  # not available right now: not shown
 
 
+class KeysApp(App[None]):
+    def on_mount(self) -> None:
+        self.push_screen(KeysScreen())
+
+
 def test_key_bar_wraps_instead_of_cutting_at_80_columns() -> None:
     async def go() -> None:
         app = KeysApp()
         async with app.run_test(size=(80, 24)) as pilot:
-            bar = app.query_one(KeyBar)
+            await pilot.pause()
+            bar = app.screen.query_one(KeyBar)
             await wait_until(pilot, lambda: bar.items)
             await pilot.pause()
             shown = "\n".join(lines(app)[-2:])

@@ -21,7 +21,7 @@ from hms_tui.domain.events import (
     QueueUpdate,
     Refreshed,
 )
-from hms_tui.widgets.keybar import KeyBar
+from hms_tui.widgets.keybar import key_label
 from hms_tui.widgets.queue_table import cell
 from hms_tui.widgets.status import ConnectionBadge, TitleBar
 
@@ -127,7 +127,6 @@ class HelpScreen(ModalScreen[None]):
                 yield Static(Text(hint), classes="muted")
             yield Static(Text("ctrl+p: command palette (every key is there too) · "
                               "arrows scroll · Esc closes this", style="dim"), classes="muted")
-        yield KeyBar()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -135,7 +134,7 @@ class HelpScreen(ModalScreen[None]):
         seen: set[tuple[str, str]] = set()
         for binding in self.owner.BINDINGS:
             if isinstance(binding, Binding) and binding.description:
-                keys = ", ".join(self.app.get_key_display(Binding(k.strip(), binding.action))
+                keys = ", ".join(key_label(self.app, Binding(k.strip(), binding.action))
                                  for k in binding.key.split(","))
                 if (keys, binding.description) not in seen:
                     seen.add((keys, binding.description))
@@ -154,5 +153,5 @@ class HelpScreen(ModalScreen[None]):
     def _fit(self) -> None:
         """The list gets what the box has left, so the lines under it are never cut."""
         below = sum(w.outer_size.height or 1 for w in self.query(".muted"))
-        spare = self.size.height - 2 - 1 - below - 2  # border, title, key bar
+        spare = self.size.height - 2 - 1 - below  # border, title
         self.query_one(DataTable).styles.max_height = max(3, spare)

@@ -151,7 +151,9 @@ class DuplicateDialog(Dialog):
         return f"Use {patient_label(m.name, m.mrn, m.age)}{born}{phone}"
 
     def on_mount(self) -> None:
-        self.query_one(OptionList).focus()
+        options = self.query_one(OptionList)
+        options.highlighted = 0  # the first match: Enter uses the record already there
+        options.focus()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if event.option.id == self.NEW:

@@ -160,7 +160,8 @@ class ReasonDialog(Dialog):
 
 class ConfirmDialog(Dialog):
     """'Deactivate Dr Rao (D1)?': the question names what the action acts on; ``key`` (or
-    Enter on the button line) confirms, Esc or n cancels. Returns True or None."""
+    Enter on its line) confirms; Esc, or Enter on the first line (the default), leaves it.
+    The key that opened the dialog, pressed again, does nothing. Returns True or None."""
 
     def __init__(self, question: str, key: str, verb: str, detail: str = "") -> None:
         super().__init__()
@@ -175,7 +176,7 @@ class ConfirmDialog(Dialog):
             if self.detail:
                 yield Static(Text(printable(self.detail)))
             yield OptionList(Option(Text(f"{self.key}  {self.verb}", style="bold"), id="yes"),
-                             Option(Text("n  No, leave it"), id="no"))
+                             Option(Text("Esc  No, leave it"), id="no"))
             yield Static("", classes="error")
         yield Footer()
 
@@ -185,11 +186,8 @@ class ConfirmDialog(Dialog):
         options.focus()
 
     def on_key(self, event: object) -> None:
-        key = getattr(event, "key", "")
-        if key == self.key:
+        if getattr(event, "key", "") == self.key:
             self.dismiss(True)
-        elif key == "n":
-            self.dismiss(None)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(True if event.option.id == "yes" else None)

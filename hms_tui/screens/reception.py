@@ -36,9 +36,11 @@ from hms_tui.widgets.queue_table import DiffTable, cell, short_cell
 from hms_tui.widgets.text_input import TextInput
 
 SEARCH_DEBOUNCE = 0.15
-QUEUE_TICK = 5.0  # seconds between redraws of the waiting minutes
+QUEUE_TICK = 1.0  # seconds between redraws of the waiting minutes (only changed cells)
 NAME_CELLS = 24  # a queue row shows this much of a name (the dialogs show it whole)
 VISIT_ACTIONS = ("cancel_visit", "transfer", "priority")
+QUEUE_COLUMNS = ["#", "Token", "Priority", "Patient", "Waited", "Est"]
+PRI_COL, PATIENT_COL = 2, 3
 
 
 def queue_row(v: Visit, now: datetime) -> tuple[str, list[Text | str]]:
@@ -46,8 +48,10 @@ def queue_row(v: Visit, now: datetime) -> tuple[str, list[Text | str]]:
                                                           "IN_CONSULTATION" else "called")
     prio = "" if v.priority == Priority.NORMAL else v.priority.value
     est = f"~{v.wait_minutes}m" if v.wait_minutes is not None else ""
-    return str(v.visit_id), [pos, cell(v.token, "bold"), short_cell(v.patient_name, NAME_CELLS),
-                             cell(prio, "bold red"), minutes_since(v.checked_in_at, now), est]
+    # Priority before the name: a long name must never push it off a narrow screen.
+    return str(v.visit_id), [pos, cell(v.token, "bold"), cell(prio, "bold red"),
+                             short_cell(v.patient_name, NAME_CELLS),
+                             minutes_since(v.checked_in_at, now), est]
 
 
 def digits(text: str) -> str:
@@ -131,8 +135,7 @@ class ReceptionScreen(LiveScreen):
                     board.border_title = "Queues today"
                     yield DiffTable(["Dr", "Name", "Room", "Serving", "Wait"], id="board")
                 with Vertical(id="queue-box", classes="box"):
-                    yield DiffTable(["#", "Token", "Patient", "Pri", "Waited", "Est"],
-                                    id="queue")
+                    yield DiffTable(QUEUE_COLUMNS, id="queue")
         yield KeyBar()
 
     def on_mount(self) -> None:

@@ -3,8 +3,9 @@
 Textual's ``Footer`` is one row and drops what does not fit: at 80 columns reception lost
 cancel, transfer, priority and F7/F8. This bar wraps onto a second row instead (only when it
 must), keeps each key and its word together, and follows the screen's bindings as they
-change: keys a screen disables for the moment (``check_action`` returning False) are not
-shown, so the bar says what pressing a key will do here, on this tab, with this focus.
+change: keys a screen leaves out for the moment (``check_action`` returning False) are not
+shown and keys it disables (None) are dimmed, so the bar says what pressing a key will do
+here, on this tab, with this focus.
 Bindings that share a description are shown once (``F7/F8 Doctor``).
 """
 
@@ -32,16 +33,27 @@ def key_label(app: Any, binding: Binding) -> str:
     return str(app.get_key_display(binding))
 
 
+def bindings_of(screen: Any) -> list[Binding]:
+    """A screen's BINDINGS as Binding objects, one per key of a multi-key binding."""
+    found: list[Binding] = []
+    for entry in screen.BINDINGS:
+        binding = entry if isinstance(entry, Binding) else Binding(*entry)
+        for key in binding.key.split(","):
+            found.append(Binding(key.strip(), binding.action, binding.description,
+                                 show=binding.show, key_display=binding.key_display))
+    return found
+
+
 class KeyBar(Static):
     DEFAULT_CSS = """
-    KeyBar { dock: bottom; height: auto; max-height: 2; width: 1fr; background: $panel;
+    KeyBar { dock: bottom; height: 1; max-height: 2; width: 1fr; background: $panel;
              color: $text;
              padding: 0 1; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", id=id)
-        self.items: list[tuple[str, str]] = []
+        self.items: list[tuple[str, str, bool]] = []
 
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
@@ -59,26 +71,30 @@ class KeyBar(Static):
         self._draw()
 
     def update_keys(self) -> None:
-        """Read the screen's bindings that are active and shown, in their order."""
+        """The screen's own keys in their order, each with its state right now. (Not
+        Textual's active bindings: those leave out letter keys while an Input has the focus,
+        and let the app's hidden ctrl+q shadow the screen's Quit.)"""
         if not self.is_attached:
             return
         try:
-            bindings = self.screen.active_bindings
+            screen = self.screen
         except NoScreen:
             return
-        items: list[tuple[str, str]] = []
+        items: list[tuple[str, str, bool]] = []
         by_description: dict[str, int] = {}
-        for active in bindings.values():
-            binding = active.binding
-            if not binding.show or not binding.description or not active.enabled:
+        for binding in bindings_of(screen):
+            if not binding.show or not binding.description:
+                continue
+            state = self.app._check_action_state(binding.action, screen)
+            if state is False:
                 continue
             label = key_label(self.app, binding)
             if binding.description in by_description:
                 i = by_description[binding.description]
-                items[i] = (f"{items[i][0]}/{label}", binding.description)
+                items[i] = (f"{items[i][0]}/{label}", binding.description, items[i][2])
                 continue
             by_description[binding.description] = len(items)
-            items.append((label, binding.description))
+            items.append((label, binding.description, bool(state)))
         if items != self.items:
             self.items = items
             self._draw()
@@ -88,7 +104,7 @@ class KeyBar(Static):
         text = Text(no_wrap=True, overflow="fold")
         used = 0
         rows = 1
-        for label, description in self.items:
+        for label, description, enabled in self.items:
             item = cell_len(label) + 1 + cell_len(description)
             gap = 2 if used else 0
             if used and used + gap + item > width and rows < MAX_ROWS:
@@ -96,7 +112,9 @@ class KeyBar(Static):
                 rows += 1
                 used, gap = 0, 0
             text.append(" " * gap)
-            text.append(label, style="bold reverse")
-            text.append(f" {description}")
+            # A key that does nothing here right now is shown dimmed (it exists; see F1).
+            text.append(label, style="bold reverse" if enabled else "dim reverse")
+            text.append(f" {description}", style="" if enabled else "dim")
             used += gap + item
         self.update(text)
+        self.styles.height = rows  # (auto height was not always re-measured after an update)
