@@ -5,6 +5,7 @@ Each names what it acts on: the patient by name, MRN and age, the visit by its t
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -158,16 +159,17 @@ class ReasonDialog(Dialog):
         self.dismiss(text)
 
 
-class ConfirmDialog(Dialog):
-    """'Deactivate Dr Rao (D1)?': the question names what the action acts on; ``key`` (or
-    Enter on its line) confirms; Esc, or Enter on the first line (the default), leaves it.
-    The key that opened the dialog, pressed again, does nothing. Returns True or None."""
+class ChoiceDialog(Dialog):
+    """A question naming what it acts on, and its answers, each with a key: ``choices`` are
+    (key, label, value). The first line, the default, is always "Esc  No, leave it": Enter
+    alone changes nothing, and the key that opened the dialog, pressed again, does nothing.
+    Returns the chosen value, or None."""
 
-    def __init__(self, question: str, key: str, verb: str, detail: str = "") -> None:
+    def __init__(self, question: str, choices: list[tuple[str, str, str]],
+                 detail: str = "") -> None:
         super().__init__()
         self.question = question
-        self.key = key
-        self.verb = verb
+        self.choices = choices
         self.detail = detail
 
     def compose(self) -> ComposeResult:
@@ -175,19 +177,33 @@ class ConfirmDialog(Dialog):
             yield Static(Text(printable(self.question)), classes="title")
             if self.detail:
                 yield Static(Text(printable(self.detail)))
-            yield OptionList(Option(Text(f"{self.key}  {self.verb}", style="bold"), id="yes"),
-                             Option(Text("Esc  No, leave it"), id="no"))
+            yield OptionList(Option(Text("Esc  No, leave it"), id=""),
+                             *[Option(Text(f"{key}  {label}", style="bold"), id=value)
+                               for key, label, value in self.choices])
             yield Static("", classes="error")
         yield Footer()
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)
-        options.highlighted = 1  # the safe answer first: Enter alone changes nothing
+        options.highlighted = 0
         options.focus()
 
     def on_key(self, event: object) -> None:
-        if getattr(event, "key", "") == self.key:
-            self.dismiss(True)
+        key = getattr(event, "key", "")
+        for choice_key, _label, value in self.choices:
+            if key == choice_key:
+                self.dismiss(value)
+                return
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(True if event.option.id == "yes" else None)
+        self.dismiss(event.option.id or None)
+
+
+class ConfirmDialog(ChoiceDialog):
+    """'Void B-2026-0001 ...?': one way to say yes (``key``). Returns True or None."""
+
+    def __init__(self, question: str, key: str, verb: str, detail: str = "") -> None:
+        super().__init__(question, [(key, verb, "yes")], detail)
+
+    def dismiss(self, result: object = None) -> Any:
+        return super().dismiss(True if result == "yes" else None)

@@ -281,7 +281,9 @@ class Desk:
         if source == target:
             raise InvalidInput(f"{source}: choose another doctor to transfer the patients to")
         moving = [x for x in self.queue(source) if x.status.value in ("WAITING", "CALLED")]
-        moving.sort(key=lambda x: (x.position is not None, x.position or 0))
+        # The called first, in the order they were called (they were next), then the line.
+        moving.sort(key=lambda x: (x.position is not None, x.position or 0,
+                                   x.called_at.timestamp() if x.called_at else 0.0))
         return [self.transfer(x.visit_id, target) for x in moving]
 
     def visit(self, visit_id: int) -> Visit:
