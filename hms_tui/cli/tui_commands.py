@@ -9,7 +9,6 @@ import typer
 from hms_tui.cli import app as root
 from hms_tui.cli.context import AppContext
 
-
 MAX_STARTS = 20  # the display starts itself again after its own loop failed, this often
 
 
