@@ -282,3 +282,37 @@ def test_an_unexpected_failure_restarts_the_display_calmly(
         assert logs and "RuntimeError: an unexpected failure" in logs[0].read_text()
 
     run(go())
+
+
+def test_with_a_voice_each_call_stays_up_until_it_has_been_said(
+    desk: Desk, clinic: dict[str, Any], tmp_path: Path
+) -> None:
+    import time
+
+    from hms_tui.config import DisplaySettings, Settings, VoiceSettings
+
+    said = tmp_path / "said.txt"
+    engine = VoiceSettings(enabled=True, command=(
+        "sh", "-c", f'sleep 1.5; echo "$0" >> "{said}"', "{text}"))
+    settings = Settings(display=DisplaySettings(bell=False, announce_seconds=1), voice=engine)
+    p = clinic["patients"]
+    desk.checkin("D1", p[0])
+    desk.checkin("D2", p[1])
+
+    async def go() -> None:
+        app = make_app(Role.DISPLAY, desk, settings=settings)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_live(pilot, board=2)
+            await wait_until(pilot, lambda: part(app, "D2", "next") == "Next: D2-001")
+            desk.call_next("D1")
+            desk.call_next("D2")
+            await wait_until(pilot, lambda: "D1-001" in announce(app))
+            first = time.monotonic()
+            await wait_until(pilot, lambda: "D2-001" in announce(app), 10)
+            assert time.monotonic() - first >= 1.3  # the voice's 1.5 s, not announce_seconds
+            await wait_until(pilot, lambda: said.exists() and len(
+                said.read_text().splitlines()) == 2, 10)
+        assert said.read_text().splitlines() == [
+            "Token D 1 0 0 1, please go to Room 3", "Token D 2 0 0 1, please go to Room 5"]
+
+    run(go())

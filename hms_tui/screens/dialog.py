@@ -72,18 +72,20 @@ class FormDialog(Dialog):
     def value(self, field: str) -> str:
         return self.query_one(f"#{field}", Input).value
 
-    def field_error(self, field: str, message: str) -> None:
+    def field_error(self, field: str, message: str) -> bool:
+        """Show ``message`` under the field; False when the field has no error line."""
         found = self.query(f"#{field}-error")
         if found:
             found.first(Static).update(Text(printable(message)))
-        elif message:
-            self.show_error(message)
+        return bool(found)
 
     def check_fields(self, *fields: str) -> bool:
         """Check ``fields`` (all when none given); show each one's error, or clear it, and
-        focus the first bad one. True when all are fine."""
+        focus the first bad one. True when all are fine. (A form without error lines under
+        its fields shows the first bad field's error on its one error line.)"""
         checks = self.checks()
         first_bad: str | None = None
+        first_message = ""
         for field in fields or tuple(checks):
             check = checks.get(field)
             if check is None:
@@ -93,8 +95,11 @@ class FormDialog(Dialog):
                 check(self.value(field))
             except HmsError as exc:
                 message = str(exc)
-                first_bad = first_bad or field
-            self.field_error(field, message)
+                if first_bad is None:
+                    first_bad, first_message = field, message
+            has_line = self.field_error(field, message)
+            if not has_line and field == first_bad:
+                self.show_error(first_message)
         if first_bad is not None:
             self.query_one(f"#{first_bad}", Input).focus()
         return first_bad is None

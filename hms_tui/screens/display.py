@@ -13,6 +13,7 @@ chosen for the number of doctors and the screen: the largest token that fits, no
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -30,9 +31,11 @@ from hms_tui.domain.events import BoardUpdate, ConnectionState, QueueUpdate
 from hms_tui.domain.models import Priority, Status, Visit, now_serving
 from hms_tui.domain.textsafe import ascii_only, printable
 from hms_tui.screens.base import LiveScreen
+from hms_tui.services import voice
 from hms_tui.widgets.bigtext import HEIGHT, BigText, big_width
 from hms_tui.widgets.status import ConnectionBadge
 
+log = logging.getLogger(__name__)
 PANEL_MIN_WIDTH = 14
 RESTART_BANNER_SECONDS = 1.5
 
@@ -175,11 +178,17 @@ class DisplayScreen(LiveScreen):
         self.codes: list[str] = []  # the panels wanted, in order
         self.rooms: dict[str, str] = {}
         self.prefixes: dict[str, str] = {}
+        self.names: dict[str, tuple[str, str | None]] = {}  # doctor's name and room
         self.seen_calls: dict[str, set[tuple[int, datetime | None]]] = {}
         self.pending: deque[Announcement] = deque()
         self.current: Announcement | None = None
         self.restarting = restarting
         self._panel_lock = asyncio.Lock()
+        # An announcement is done when it has been up announce_seconds and, with a voice
+        # engine ([voice] enabled), once it has been said: only then does the next start.
+        self.voice: voice.Announcer | None = None
+        self.spoken_n: int | None = None
+        self.waiting_for: set[str] = set()
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="top"):
@@ -191,6 +200,12 @@ class DisplayScreen(LiveScreen):
         yield Static("", id="announce")
 
     def on_mount(self) -> None:
+        settings = self.hms.settings.voice
+        engine = voice.detect_engine(settings)
+        if engine.available:
+            self.voice = voice.Announcer(settings, on_done=self._said)
+        elif settings.enabled:
+            log.warning("%s", engine.reason)
         self.tick()
         self.set_interval(1, self.tick)
         if self.restarting:
@@ -198,6 +213,10 @@ class DisplayScreen(LiveScreen):
         if self.hms.live.board:
             self.board_changed(BoardUpdate(self.hms.live.board, "initial"))
         self.connection_changed()
+
+    def on_unmount(self) -> None:
+        if self.voice is not None:
+            self.voice.stop(drain=False, timeout=2)
 
     def _restarted(self) -> None:
         self.restarting = False
@@ -245,6 +264,7 @@ class DisplayScreen(LiveScreen):
             if self.chosen else [b.code for b in event.board if b.active]
         for b in event.board:
             self.rooms[b.code] = ", ".join(p for p in (b.name, b.room) if p)
+            self.names[b.code] = (b.name, b.room)
             self.prefixes[b.code] = b.token_prefix
         if codes != self.codes:
             self.codes = codes
@@ -341,8 +361,8 @@ class DisplayScreen(LiveScreen):
             self._next_announcement()
 
     def _next_announcement(self) -> None:
-        """Show the next queued call; it stays up until it is done (``announce_seconds``, the
-        time a voice engine would take to say it), and only then does the next one start."""
+        """Show the next queued call; it stays up until it is done (``announce_seconds``, and
+        with a voice engine until it has been said), and only then does the next one start."""
         bar = self.query_one("#announce", Static)
         for each in self.query(DoctorPanel):
             each.remove_class("calling")
@@ -351,16 +371,34 @@ class DisplayScreen(LiveScreen):
             bar.remove_class("active")
             bar.update("")
             return
-        self.current = self.pending.popleft()
+        self.current = current = self.pending.popleft()
         arrow = ">>" if self.hms.ascii_only else "▶"
-        again = " (again)" if self.current.recall else ""
-        bar.update(Text(f"{arrow} Now calling {self.current.token}{again} - "
-                        f"{self.text(self.current.where)}"))
+        again = " (again)" if current.recall else ""
+        bar.update(Text(f"{arrow} Now calling {current.token}{again} - "
+                        f"{self.text(current.where)}"))
         bar.add_class("active")
-        self._highlight(self.current)
-        if self.hms.settings.display.bell:
+        self._highlight(current)
+        self.waiting_for = {"time"}
+        if self.voice is not None:
+            self.waiting_for.add("voice")
+            name, room = self.names.get(current.doctor, (current.doctor, None))
+            self.spoken_n = self.voice.announce(voice.Announcement(
+                token=current.token, room=room or name, doctor=name, recall=current.recall,
+                key=current.key))
+        elif self.hms.settings.display.bell:
             self.app.bell()
-        self.set_timer(self.hms.settings.display.announce_seconds, self._next_announcement)
+        self.set_timer(self.hms.settings.display.announce_seconds,
+                       lambda: self._part_done("time"))
+
+    def _said(self, run: voice.AnnouncementRun) -> None:
+        """The voice engine finished a call (on the announcer's thread)."""
+        if run.n == self.spoken_n:
+            self.app.call_from_thread(self._part_done, "voice")
+
+    def _part_done(self, part: str) -> None:
+        self.waiting_for.discard(part)
+        if not self.waiting_for:
+            self._next_announcement()
 
     def _highlight(self, announcement: Announcement) -> None:
         for panel in self.query(f"#panel-{announcement.doctor}"):
