@@ -43,7 +43,7 @@ RESTART_EXIT = 75  # the app's own loop failed: the CLI starts the display again
 STOPPED_EXIT = 70  # failing again and again: give up, non-zero
 MAX_RESTARTS = 5  # within RESTART_WINDOW seconds
 RESTART_WINDOW = 60.0
-RULES_DELAY = 0.2  # after a read round, re-read the clinic's settings (coalesced)
+RULES_EVERY = 1.0  # after read rounds, re-read the clinic's settings at most this often
 
 
 class Role(StrEnum):
@@ -101,6 +101,8 @@ class HmsApp(App[None]):
         # so that a bug fails the test instead of being recovered from).
         self.recover = role == Role.DISPLAY if recover is None else recover
         self.crashes: list[float] = []
+        self._throttled: set[str] = set()
+        self._last_run: dict[str, float] = {}
         self._unsubscribe: Callable[[], None] | None = None
         self.title = f"hms-tui · {role.value}"
 
@@ -172,11 +174,30 @@ class HmsApp(App[None]):
                                             and self.refreshed_at is None):
             self.refreshed_at = self._clock()
         if isinstance(event, Refreshed):
-            # Settings carry no queue: after every read round (a change anywhere, the backup
-            # poll) re-read them, so a rename or a new rule reaches every running screen.
-            self.db_call(self.desk.rules, done=self.apply_rules, failed=_ignore,
-                         group="rules", exclusive=True, delay=RULES_DELAY)
+            # Settings carry no queue: after read rounds (a change anywhere, the backup poll)
+            # re-read them, so a rename or a new rule reaches every running screen.
+            self.throttle("rules", RULES_EVERY, lambda: self.db_call(
+                self.desk.rules, done=self.apply_rules, failed=_ignore, group="rules"))
         self.live_signal.publish(event)
+
+    def throttle(self, name: str, every: float, start: Callable[[], Any]) -> None:
+        """Run ``start`` soon, at most once per ``every`` seconds: requests while one is
+        waiting are merged into it. (A debounce would never run under a steady stream of
+        changes; this runs at a steady pace.)"""
+        if name in self._throttled:
+            return
+        wait = max(0.0, self._last_run.get(name, -every) + every - time.monotonic())
+
+        def fire() -> None:
+            self._throttled.discard(name)
+            self._last_run[name] = time.monotonic()
+            start()
+
+        self._throttled.add(name)
+        if wait:
+            self.set_timer(wait, fire)
+        else:
+            self.call_later(fire)
 
     # -- notifications: at most a few at a time -------------------------------------------
 

@@ -316,3 +316,33 @@ def test_with_a_voice_each_call_stays_up_until_it_has_been_said(
             "Token D 1 0 0 1, please go to Room 3", "Token D 2 0 0 1, please go to Room 5"]
 
     run(go())
+
+
+def test_a_rename_reaches_the_display_during_a_steady_stream_of_changes(
+    desk: Desk, clinic: dict[str, Any]
+) -> None:
+    """Settings are re-read after read rounds at a steady pace: a debounce would be put off
+    for as long as changes keep coming, and a busy morning never stops."""
+    import asyncio
+
+    visit = desk.checkin("D1", clinic["patients"][0])
+
+    async def go() -> None:
+        app = make_app(Role.DISPLAY, desk, settings=settings_with())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_live(pilot, board=2)
+            clinic_name = display(app).query_one("#clinic", Static)
+            await wait_until(pilot, lambda: static_text(clinic_name) == "Outpatient Clinic")
+            renamed = False
+            for i in range(60):  # a change every 50 ms for 3 s
+                level = "URGENT" if i % 2 else "NORMAL"
+                await asyncio.to_thread(desk.set_priority, visit.visit_id, level)
+                if i == 10:
+                    await asyncio.to_thread(desk.configure, clinic_name="Busy Clinic")
+                if i > 10 and static_text(clinic_name) == "Busy Clinic":
+                    renamed = True
+                    break
+                await pilot.pause(0.05)
+            assert renamed, "the rename waited for the changes to stop"
+
+    run(go())

@@ -313,6 +313,10 @@ class AdminScreen(LiveScreen):
         """Something changed somewhere (or the backup poll ran): on the audit tab, its newest
         events come in."""
         if self.active_tab() == "tab-audit":
+            self.hms.throttle(f"audit-{id(self)}", 1.0, self._follow_audit)
+
+    def _follow_audit(self) -> None:
+        if self.is_attached:
             self.action_reload_audit(quiet=True)
 
     def action_reload_audit(self, quiet: bool = False) -> None:
@@ -325,7 +329,7 @@ class AdminScreen(LiveScreen):
             return
         self.hms.db_call(self.hms.desk.audit_tail, AUDIT_ROWS, actor=actor, action=action,
                          visit_id=int(visit_text) if visit_text else None, done=self.show_audit,
-                         group="audit", exclusive=True, delay=0.1 if quiet else 0.0)
+                         group="audit", exclusive=True)
 
     def show_audit(self, entries: list[AuditEntry]) -> None:
         table = self.query_one("#audit", DiffTable)

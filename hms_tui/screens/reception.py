@@ -36,6 +36,7 @@ from hms_tui.widgets.queue_table import DiffTable, cell, short_cell
 from hms_tui.widgets.text_input import TextInput
 
 SEARCH_DEBOUNCE = 0.15
+REFRESH_SEARCH_EVERY = 1.0  # the list is read again after changes at most this often
 QUEUE_TICK = 1.0  # seconds between redraws of the waiting minutes (only changed cells)
 NAME_CELLS = 24  # a queue row shows this much of a name (the dialogs show it whole)
 VISIT_ACTIONS = ("cancel_visit", "transfer", "priority")
@@ -251,9 +252,14 @@ class ReceptionScreen(LiveScreen):
 
     def refreshed(self, event: Refreshed) -> None:
         """After every read round (a change anywhere, the backup poll): the patient list is
-        read again, so recent patients and their visits of today stay live."""
-        if self.pending_enter is None:
-            self.run_search(delay=SEARCH_DEBOUNCE)
+        read again (at most every REFRESH_SEARCH_EVERY), so recent patients and their visits of
+        today stay live."""
+
+        def again() -> None:
+            if self.pending_enter is None and self.is_attached:
+                self.run_search(delay=0)
+
+        self.hms.throttle(f"search-{id(self)}", REFRESH_SEARCH_EVERY, again)
 
     # -- check in and register -----------------------------------------------------------------
 
