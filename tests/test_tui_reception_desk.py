@@ -333,3 +333,24 @@ def test_at_most_three_toasts(desk: Desk, clinic: dict[str, Any]) -> None:
             assert len(notifications(app)) >= 6
 
     run(go())
+
+
+def test_two_quick_enters_in_a_form_do_not_skip_a_field(desk: Desk, clinic: dict[str, Any]
+                                                        ) -> None:
+    """Both Enters are dispatched to the name field before the first is handled: the second
+    must not move the focus past the phone."""
+
+    async def go() -> None:
+        app = make_app(Role.RECEPTION, desk)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_live(pilot, board=2)
+            await pilot.press("f3")
+            form = await wait_screen(pilot, RegisterDialog)
+            await type_text(pilot, "Asha Menon")
+            name = form.query_one("#name", Input)
+            for _ in range(2):
+                app.post_message(events.Key("enter", "\r"))
+            await pilot.pause(0.2)
+            assert form.query_one("#phone", Input).has_focus
+
+    run(go())

@@ -106,13 +106,15 @@ class FormDialog(Dialog):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         """Enter: on the last field, save (every field checked); on another, check it and
-        stay on it if it is wrong, else go to the next."""
+        stay on it if it is wrong, else go to the field after it. (After the field that was
+        submitted, not after whatever has the focus now: keys typed fast are dispatched
+        before this message is handled, and a second Enter must not skip a field.)"""
         event.stop()
         inputs = [i for i in self.query(Input) if not i.disabled]
         if inputs and event.input is inputs[-1]:
             self.action_save()
-        elif self.check_fields(event.input.id or ""):
-            self.focus_next()
+        elif self.check_fields(event.input.id or "") and event.input in inputs:
+            inputs[inputs.index(event.input) + 1].focus()
 
     def action_save(self) -> None:
         """Check every field, then save (subclasses)."""
