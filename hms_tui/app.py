@@ -12,26 +12,38 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from textual._context import active_message_pump
 from textual.app import App, SystemCommand
+from textual.notifications import Notify
 from textual.screen import Screen
 from textual.signal import Signal
 
 from hms_tui.config import Settings
 from hms_tui.domain.errors import HmsError
 from hms_tui.domain.events import ConnectionState, ConnectionUpdate, Event, Refreshed
+from hms_tui.domain.models import ClinicRules
 from hms_tui.domain.textsafe import printable
+from hms_tui.services.crashlog import write_crash_log
 from hms_tui.services.desk import Desk
 from hms_tui.services.live import Listener, LiveQueues
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Clock = Callable[[], datetime]
+
+MAX_TOASTS = 3  # more would cover the queue; the oldest goes first
+RESTART_EXIT = 75  # the app's own loop failed: the CLI starts the display again
+STOPPED_EXIT = 70  # failing again and again: give up, non-zero
+MAX_RESTARTS = 5  # within RESTART_WINDOW seconds
+RESTART_WINDOW = 60.0
+RULES_EVERY = 1.0  # after read rounds, re-read the clinic's settings at most this often
 
 
 class Role(StrEnum):
@@ -66,6 +78,7 @@ class HmsApp(App[None]):
         doctors: Iterable[str] = (),
         ascii_only: bool | None = None,
         hint: str = "",
+        recover: bool | None = None,
     ) -> None:
         super().__init__()
         if role == Role.DISPLAY and not listener.live.masked:
@@ -83,6 +96,13 @@ class HmsApp(App[None]):
         self.refreshed_at: datetime | None = None  # by the app's clock: the badge's time
         self.clinic_zone: tzinfo = UTC
         self.clinic_name = ""
+        self.rules: ClinicRules | None = None
+        # The waiting room recovers from an unexpected failure by itself (tests turn it off,
+        # so that a bug fails the test instead of being recovered from).
+        self.recover = role == Role.DISPLAY if recover is None else recover
+        self.crashes: list[float] = []
+        self._throttled: set[str] = set()
+        self._last_run: dict[str, float] = {}
         self._unsubscribe: Callable[[], None] | None = None
         self.title = f"hms-tui · {role.value}"
 
@@ -103,13 +123,16 @@ class HmsApp(App[None]):
         self._unsubscribe = self.listener.subscribe(self._on_live)
         self.run_worker(self.listener.run(), name="listener", group="listener", exclusive=True,
                         exit_on_error=False)
-        self.db_call(self.desk.rules, done=self.apply_rules)
+        self.db_call(self.desk.rules, done=self.apply_rules, failed=_ignore)
         self.push_screen(self._role_screen())
         if self.hint:
             self.notify(self.hint, title="Other terminals", timeout=15)
 
-    def apply_rules(self, rules: Any) -> None:
+    def apply_rules(self, rules: ClinicRules) -> None:
         """The clinic's zone and name, for every screen (after start and after a change)."""
+        if rules == self.rules:
+            return
+        self.rules = rules
         try:
             self.clinic_zone = ZoneInfo(rules.timezone)
         except (ValueError, KeyError):
@@ -125,7 +148,7 @@ class HmsApp(App[None]):
             self._unsubscribe()
         await self.listener.stop()
 
-    def _role_screen(self) -> Screen[Any]:
+    def _role_screen(self, *, restarting: bool = False) -> Screen[Any]:
         if self.role == Role.RECEPTION:
             from hms_tui.screens.reception import ReceptionScreen
 
@@ -137,7 +160,7 @@ class HmsApp(App[None]):
         if self.role == Role.DISPLAY:
             from hms_tui.screens.display import DisplayScreen
 
-            return DisplayScreen(self.display_doctors)
+            return DisplayScreen(self.display_doctors, restarting=restarting)
         from hms_tui.screens.admin import AdminScreen
 
         return AdminScreen()
@@ -153,7 +176,65 @@ class HmsApp(App[None]):
         if isinstance(event, ConnectionUpdate) and event.state == ConnectionState.UNSUPPORTED:
             self.notify(printable(event.detail), title="No live refresh", severity="error",
                         timeout=60, markup=False)  # the badge cannot say why; this does, once
+        if isinstance(event, Refreshed):
+            # Settings carry no queue: after read rounds (a change anywhere, the backup poll)
+            # re-read them, so a rename or a new rule reaches every running screen.
+            self.throttle("rules", RULES_EVERY, lambda: self.db_call(
+                self.desk.rules, done=self.apply_rules, failed=_ignore, group="rules"))
         self.live_signal.publish(event)
+
+    def throttle(self, name: str, every: float, start: Callable[[], Any]) -> None:
+        """Run ``start`` soon, at most once per ``every`` seconds: requests while one is
+        waiting are merged into it. (A debounce would never run under a steady stream of
+        changes; this runs at a steady pace.)"""
+        if name in self._throttled:
+            return
+        wait = max(0.0, self._last_run.get(name, -every) + every - time.monotonic())
+
+        def fire() -> None:
+            self._throttled.discard(name)
+            self._last_run[name] = time.monotonic()
+            start()
+
+        self._throttled.add(name)
+        if wait:
+            self.set_timer(wait, fire)
+        else:
+            self.call_later(fire)
+
+    # -- notifications: at most a few at a time -------------------------------------------
+
+    def _on_notify(self, event: Notify) -> None:
+        shown = list(self._notifications)
+        for old in shown[: max(0, len(shown) - MAX_TOASTS + 1)]:
+            self._unnotify(old, refresh=False)
+        super()._on_notify(event)
+
+    # -- an unexpected failure ----------------------------------------------------------------
+
+    def _handle_exception(self, error: Exception) -> None:
+        """Textual ends the app on any unhandled exception and prints a traceback. The
+        waiting-room display instead logs it to a file, shows a calm banner on a fresh screen
+        and carries on; if its own loop failed, it exits for the CLI to start it again; only
+        failing again and again makes it stop (non-zero)."""
+        if not self.recover:
+            super()._handle_exception(error)
+            return
+        path = write_crash_log(self.role.value, error)
+        log.error("unexpected failure (logged to %s): %s", path, error)
+        now = time.monotonic()
+        self.crashes = [t for t in self.crashes if now - t < RESTART_WINDOW] + [now]
+        if len(self.crashes) > MAX_RESTARTS:
+            self.exit(return_code=STOPPED_EXIT,
+                      message=f"hms-tui {self.role.value}: stopped after repeated failures; "
+                              f"see {path}")
+        elif active_message_pump.get(None) is self:
+            self.exit(return_code=RESTART_EXIT)
+        else:
+            self.call_later(self._restart_screen)
+
+    def _restart_screen(self) -> None:
+        self.switch_screen(self._role_screen(restarting=True))
 
     # -- database calls off the UI loop --------------------------------------------------------
 
@@ -212,6 +293,10 @@ class HmsApp(App[None]):
                                     _runner(screen, action))
 
 
+def _ignore(_exc: HmsError) -> None:
+    """A background re-read that failed: the next round tries again."""
+
+
 def _binding_parts(binding: Any) -> tuple[str, str, str]:
     if isinstance(binding, tuple):
         key, action, *rest = binding
@@ -237,10 +322,11 @@ def create_app(
     doctors: Iterable[str] = (),
     ascii_only: bool | None = None,
     hint: str = "",
+    recover: bool | None = None,
 ) -> HmsApp:
     """The one way to build an app: the CLI passes real settings, tests a test database."""
     if listener is None:
         # The display reads the masked view: initials only, even for a privileged login.
         listener = Listener(desk.db, masked=role == Role.DISPLAY)
     return HmsApp(role, desk, listener, settings, clock=clock, doctor=doctor, doctors=doctors,
-                  ascii_only=ascii_only, hint=hint)
+                  ascii_only=ascii_only, hint=hint, recover=recover)

@@ -52,6 +52,7 @@ class ClinicSettings:
     idle_limit_s: int | None = None
     wait_target_minutes: int | None = None
     close_as: str | None = None
+    calls_ahead: int | None = None
     # [booking]
     booking_early_minutes: int | None = None
     booking_late_minutes: int | None = None
@@ -132,6 +133,13 @@ class Settings:
 def default_config_path() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "hms-tui" / "config.toml"
+
+
+def state_dir() -> Path:
+    """Where hms-tui keeps what it writes about itself (crash logs):
+    ``$XDG_STATE_HOME/hms-tui`` (``~/.local/state/hms-tui`` when XDG_STATE_HOME is unset)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "hms-tui"
 
 
 def find_config(explicit: Path | None) -> Path | None:
@@ -267,7 +275,8 @@ def _parse(raw: Mapping[str, Any], path: Path) -> Settings:
         "clinic",
         path,
         {"name", "timezone", "recall_limit", "requeue_after", "skip_places", "consult_minutes",
-         "statement_limit_s", "idle_limit_s", "wait_target_minutes", "close_as"},
+         "statement_limit_s", "idle_limit_s", "wait_target_minutes", "close_as",
+         "calls_ahead"},
     )
     timezone = cl.get(
         "timezone",
@@ -286,6 +295,7 @@ def _parse(raw: Mapping[str, Any], path: Path) -> Settings:
         wait_target_minutes=cl.int_range("wait_target_minutes", 1, 600),
         close_as=cl.get("close_as", lambda v: v in ("NO_SHOW", "CANCELLED"),
                         "'NO_SHOW' or 'CANCELLED'"),
+        calls_ahead=cl.int_range("calls_ahead", 0, 10),
         booking_early_minutes=bo.int_range("early_minutes", 0, 240),
         booking_late_minutes=bo.int_range("late_minutes", 0, 240),
         queue_rule=bo.get("rule", lambda v: v in ("fair", "arrival"), "'fair' or 'arrival'"),

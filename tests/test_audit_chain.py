@@ -248,7 +248,7 @@ def test_no_false_alarm_on_thousands_of_rows_from_concurrent_terminals(
                 for n, patient in enumerate(patients):
                     conn.execute("SELECT hms.checkin(%s, %s)", (doctors[i], patient))
                     if n % 10 == 9:
-                        conn.execute("SELECT hms.call_next(%s)", (doctors[i],))
+                        conn.execute("SELECT hms.call_next(%s, true)", (doctors[i],))  # forced
         except BaseException as exc:
             errors.append(exc)
 

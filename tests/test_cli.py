@@ -289,7 +289,7 @@ def test_bill_and_audit_commands(
               "--item", "ECG=250.50")
     assert {"id", "bill_number", "total"} <= set(bill)
     assert (bill["bill_number"], bill["total"], bill["status"], bill["visit_id"]) == (
-        f"B-{year}-0001", "750.50", "ISSUED", vid)
+        f"B-{year}-0001", "750.50", "ISSUED", vid)  # money: exact, two places, never a float
     assert [(i["line"], i["description"], i["amount"]) for i in bill["items"]] == [
         (1, "Consultation", "500.00"), (2, "ECG", "250.50")]
     assert sql.execute(

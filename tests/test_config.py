@@ -37,7 +37,7 @@ def test_sample_config_documents_every_setting_and_parses_uncommented(tmp_path: 
     for key in ("url", "embedded_dir", "connect_timeout", "pool_size", "listen_url",
                 "action_timeout", "sslmode", "sslrootcert", "sslcert",
                 "sslkey", "name", "timezone", "recall_limit", "requeue_after", "skip_places",
-                "consult_minutes", "label", "doctors", "names", "bell", "next_count",
+                "consult_minutes", "calls_ahead", "label", "doctors", "names", "bell", "next_count",
                 "announce_seconds"):
         assert f"# {key} = " in text, key
 

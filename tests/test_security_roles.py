@@ -58,7 +58,9 @@ for _fns, _who in [
     (["get_doctor(text)", "queue(text,boolean)", "live_queues(text[],bigint[])",
       "visit_info(bigint,boolean)",
       "visit_timeline(bigint)", "skip(bigint,integer)", "requeue(bigint)"], {R, D, A}),
-    (["add_patient(text,text,date)", "get_patient(bigint)", "search_patients(text,integer)",
+    (["add_patient(text,text,date,boolean)", "get_patient(bigint)",
+      "search_patients(text,integer)", "patient_duplicates(text,text,date,bigint)",
+      "update_patient(bigint,text,text,date,boolean)",
       "checkin(text,bigint,text,text)",
       "book(text,bigint,timestamp without time zone,date,text)",
       "reschedule(bigint,timestamp without time zone,date,text)",
@@ -66,8 +68,8 @@ for _fns, _who in [
       "transfer(bigint,text)", "create_bill(bigint,jsonb)", "void_bill(text,text)",
       "bill_info(bigint)", "find_bill(text)", "visit_bills(bigint)"], {R, A}),
     (["slots(text,date)", "session_list(text)", "expected(date,text)"], {R, D, A}),
-    (["call_next(text)", "call(bigint)", "recall(bigint)", "start(bigint)", "complete(bigint)",
-      "no_show(bigint)"], {D, A}),
+    (["call_next(text,boolean)", "call(bigint,boolean)", "recall(bigint)", "start(bigint)",
+      "complete(bigint)", "no_show(bigint)"], {D, A}),
     (["add_doctor(text,text,text,text)", "update_doctor(text,text,text,text,boolean)",
       "configure(jsonb)",
       "audit_tail(integer,text,text,bigint)", "staff_add(text,text,text[],text)", "staff_list()",
@@ -274,7 +276,7 @@ def test_a_doctor_login_cannot_touch_another_doctors_visit(
     visits = some_visits(desk, clinic)
     theirs = visits["D2"]
     desk.call(theirs[0])  # a CALLED visit of D2 for recall/start/no-show
-    desk.call(theirs[1])
+    desk.call(theirs[1], force=True)
     desk.start(theirs[1])  # IN_CONSULTATION, for complete
     login = staff_logins.add("doctor", ("D1",))
     room = staff_logins.desk(login)
@@ -304,7 +306,7 @@ def test_a_doctor_login_cannot_touch_another_doctors_visit(
     # An admin links it to D2 as well: now it may; unlinked again: refused again.
     boss = Staff(desk.db)
     assert boss.link(login, "D2").doctors == ("D1", "D2")
-    assert room.call(theirs[2]).status is Status.CALLED
+    assert room.call(theirs[2], force=True).status is Status.CALLED
     assert boss.link(login, "D2", linked=False).doctors == ("D1",)
     with pytest.raises(Forbidden):
         room.recall(theirs[2])
@@ -317,8 +319,9 @@ def test_a_doctor_login_cannot_touch_another_doctors_visit(
     sql.execute(f'GRANT hms_reception TO "{both}"')
     assert staff_logins.desk(both).complete(theirs[1]).status is Status.COMPLETED
     timeline = desk.timeline(theirs[2])
-    assert [(e.action, e.actor) for e in timeline if e.action in ("call", "cancel")] == [
-        ("call", login), ("cancel", front.db.params()["user"])]
+    # (forced past the patients D2 is serving: the trail says so)
+    assert [(e.action, e.actor) for e in timeline if e.action in ("call_forced", "cancel")] == [
+        ("call_forced", login), ("cancel", front.db.params()["user"])]
 
 
 # -- staff logins ---------------------------------------------------------------------------------
@@ -500,7 +503,7 @@ def test_display_view_is_the_queue_without_who(
     desk.start(first.visit_id)
     desk.complete(first.visit_id)
     desk.start(desk.call_next("D1").visit_id)
-    desk.call_next("D1")
+    desk.call_next("D1", force=True)
     desk.cancel(desk.queue("D1")[-1].visit_id, "left")
     desk.skip(desk.queue("D1")[2].visit_id, 2)
 

@@ -15,6 +15,7 @@ from hms_tui.app import Role
 from hms_tui.screens.admin import AdminScreen, DoctorDialog
 from hms_tui.screens.base import HelpScreen, LiveScreen
 from hms_tui.screens.forms import TimelineDialog
+from hms_tui.screens.pickers import ChoiceDialog, ConfirmDialog
 from hms_tui.services.desk import Desk
 from hms_tui.widgets.queue_table import DiffTable
 from hms_tui.widgets.status import ConnectionBadge
@@ -71,20 +72,28 @@ def test_doctors_add_edit_and_deactivate(
             await wait_until(pilot, lambda: table_rows(grid) == [
                 ["D1", "Dr Rao", "Room 3", "D1", "yes"], ["D2", "Dr Mehta", "Room 5", "D2", "yes"]])
 
-            # a: add. A bad code is refused inline and nothing is written.
+            # a: add. A bad code is refused under its field, the focus stays on it, and
+            # nothing is written.
             await pilot.press("a")
             await wait_screen(pilot, DoctorDialog)
             form = app.screen
+            code = form.query_one("#code", Input)
             await type_text(pilot, "3x")
+            await pilot.press("enter")
+            error = form.query_one("#code-error", Static)
+            await wait_until(pilot, lambda: "doctor code" in static_text(error))
+            assert code.has_focus and len(doctors(sql)) == 2 and app.screen is form
+            code.value = "d3"
             await pilot.press("enter")
             await paste(pilot, "Dr Leela Sen")
             await pilot.press("enter")
             await paste(pilot, "Room 7")
-            await pilot.press("enter", "enter")  # no prefix: the code is used
-            error = form.query_one(".error", Static)
-            await wait_until(pilot, lambda: "doctor code" in static_text(error))
-            assert len(doctors(sql)) == 2 and app.screen is form
-            form.query_one("#code", Input).value = "d3"
+            await pilot.press("enter")
+            await paste(pilot, "s!")
+            await pilot.press("enter")  # the last field: save, every field checked
+            await wait_until(pilot, lambda: "token prefix" in static_text(
+                form.query_one("#prefix-error", Static)))
+            assert static_text(error) == "" and len(doctors(sql)) == 2
             form.query_one("#prefix", Input).value = "s"
             await pilot.press("ctrl+s")
             await wait_until(pilot, lambda: "D3" in column(grid, 0))
@@ -105,9 +114,12 @@ def test_doctors_add_edit_and_deactivate(
             await wait_until(pilot, lambda: table_rows(grid)[0][2] == "Room 9")
             assert doctors(sql)[0] == ("D1", "Dr Rao", "Room 9", "D1", True)
 
-            # x: deactivate, then activate again.
+            # x: deactivate (once confirmed, naming the doctor), then activate again.
             await select_row(pilot, grid, "D2")
             await pilot.press("x")
+            asked = await wait_screen(pilot, ChoiceDialog)
+            assert static_text(asked.query_one(".title", Static)) == "Deactivate Dr Mehta (D2)?"
+            await pilot.press("y")
             await wait_until(pilot, lambda: table_rows(grid)[1][4] == "no")
             assert doctors(sql)[1][4] is False
             await pilot.press("x")
@@ -204,6 +216,7 @@ def test_audit_tail_with_filters_and_timeline(
             screen = admin(app)
             screen.query_one(TabbedContent).active = "tab-audit"
             audit = table(app, "audit")
+            await wait_until(pilot, lambda: audit.has_focus)  # the tab's table takes the focus
             await wait_until(pilot, lambda: "call_next" in column(audit, 4))
             seqs = [int(s) for s in column(audit, 0)]
             assert seqs == sorted(seqs, reverse=True)  # newest first
@@ -252,7 +265,7 @@ def test_audit_tail_with_filters_and_timeline(
 # -- every screen: badge, footer, help, command palette ---------------------------------------
 
 ROLE_KEYS = {
-    Role.RECEPTION: ("f4 Check in", "Transfer", "Check in"),
+    Role.RECEPTION: ("F4 Check in", "Transfer", "Check in"),
     Role.DOCTOR: ("n Call next", "Call next", "Call next"),
     Role.DISPLAY: ("", "Help", "Help"),
     Role.ADMIN: ("a Add doctor", "(De)activate", "Add doctor"),
@@ -278,7 +291,7 @@ def test_every_screen_shows_live_state_and_its_keys(
             shown = screen_text(app)
             assert "● live 09:41:07" in shown
             if footer_text:  # the display has no footer: nobody types there
-                assert "f1 Help" in shown and footer_text in shown
+                assert "F1 Help" in shown and footer_text in shown
 
             # F1 (and ? where no text field has the focus) lists every key.
             await pilot.press("f1")
@@ -349,6 +362,7 @@ def test_staff_add_lock_and_unlock(desk: Desk, clinic: dict[str, Any],
         app = make_app(Role.ADMIN, desk)
         async with app.run_test(size=(110, 32)) as pilot:
             await wait_live(pilot, board=2)
+            await pilot.press("2")  # the Staff tab: its keys
             await pilot.press("s")
             await wait_screen(pilot, StaffDialog)
             form = app.screen
@@ -367,6 +381,10 @@ def test_staff_add_lock_and_unlock(desk: Desk, clinic: dict[str, Any],
             admin(app).query_one(TabbedContent).active = "tab-staff"
             await select_row(pilot, grid, login)
             await pilot.press("l")
+            asked = await wait_screen(pilot, ConfirmDialog)
+            assert static_text(asked.query_one(".title", Static)) == \
+                f"Lock the login {login} (doctor, doctors D1, D2)?"
+            await pilot.press("y")
             await until_db(pilot, can_login, lambda r: r == (False,))
             await wait_until(pilot, lambda: [login, "doctor", "D1, D2", "no"] in table_rows(grid))
             await pilot.press("l")

@@ -53,8 +53,7 @@ def announce(app: Any) -> str:
 
 def scale_of(big: BigText) -> int:
     """How many cells a font cell takes at the widget's size (the widget's own rule)."""
-    width = len(render_big(big.text)[0])
-    return max(1, min(big.size.width // width, big.size.height // 5, 4))
+    return big.scale
 
 
 def drawn(big: BigText, fill: str = "█") -> list[str]:
@@ -87,8 +86,9 @@ def test_now_serving_next_rooms_clock_hidden_names_and_sizes(
             assert serving(app, "D2") == "-"  # nobody called yet
             assert part(app, "D1", "where") == "Dr Rao, Room 3"
             assert part(app, "D2", "where") == "Dr Mehta, Room 5"
-            # Up to display.next_count (4), as text, whole tokens only: at 80x24 three fit.
-            assert part(app, "D1", "next") == "Next: D1-002  D1-003  D1-004"
+            # Up to display.next_count (4), as text, whole tokens only: at 80x24 two doctors
+            # are stacked, each panel the full width.
+            assert part(app, "D1", "next") == "Next: D1-002  D1-003  D1-004  D1-005"
             assert static_text(display(app).query_one("#clock", Static)) == "09:41"
             assert static_text(display(app).query_one("#clinic", Static)) == "Outpatient Clinic"
             badge = static_text(display(app).query_one(ConnectionBadge))

@@ -171,7 +171,7 @@ def test_no_show_after_recalls_then_requeue(
             await key(pilot, "q")
             await wait_screen(pilot, NoShowPicker)
             options = app.screen.query_one(OptionList)
-            assert [str(o.prompt) for o in options.options] == ["D1-001  Patient 00"]
+            assert [str(o.prompt) for o in options.options] == ["D1-001  Patient 00 (M000001)"]
             await pilot.press("down", "enter")
             await until_db(pilot, lambda: states(sql)["D1-001"][0], lambda s: s == "WAITING")
             await wait_until(pilot, lambda: column(table, 1) ==

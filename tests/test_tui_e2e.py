@@ -112,3 +112,44 @@ def test_check_in_at_reception_appears_on_the_display(
         assert sql.execute("SELECT status::text FROM hms.visits").fetchone() == ("CALLED",)
     finally:
         tmux.kill()
+
+
+def test_display_lives_through_doctor_changes_and_a_scanner_is_exact(
+    cli_env: dict[str, str], desk: Desk, clinic: dict[str, Any], sql: psycopg.Connection[Any]
+) -> None:
+    """The two defects seen in real terminals: the display died with a DuplicateIds
+    traceback when admin added or deactivated a doctor; a scanner's MRN and Enter opened the
+    check-in of the previous top row."""
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    env = {**cli_env, "TERM": "xterm-256color"}
+    env.pop("TMUX", None)
+    tmux = Tmux(env)
+    python = sys.executable
+    target = desk.search_patients("Patient 03")[0]
+    try:
+        tmux.start("display", f"{python} -m hms_tui display", 80, 24)
+        tmux.start("reception", f"{python} -m hms_tui reception", 80, 24)
+        tmux.wait("display", lambda s: "Dr Rao, Room 3" in s and "live" in s, 30,
+                  "the display, live")
+        for step in range(3):  # added, deactivated, activated: the display follows
+            if step == 0:
+                desk.add_doctor("D3", "Dr Sen", "Room 7")
+            else:
+                desk.update_doctor("D3", active=step == 2)
+            tmux.wait("display", lambda s, on=step != 1: ("Dr Sen, Room 7" in s) == on
+                      and "live" in s, 15, f"the display after change {step}")
+        shown = tmux.screen("display")
+        assert "Traceback" not in shown and "Error" not in shown
+
+        tmux.wait("reception", lambda s: "live" in s and "Patient 09" in s, 30,
+                  "reception, live")
+        # The scanner: the MRN and Enter in one write, before any search could answer.
+        tmux.keys("reception", target.mrn, literal=True)
+        tmux.keys("reception", "Enter")
+        tmux.wait("reception", lambda s: f"Check in Patient 03 ({target.mrn})" in s, 10,
+                  "the check-in of the scanned patient")
+        assert sql.execute("SELECT count(*) FROM hms.visits").fetchone() == (0,)
+        assert "Traceback" not in tmux.screen("display")
+    finally:
+        tmux.kill()

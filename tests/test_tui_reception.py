@@ -21,9 +21,16 @@ from textual.widgets import Input, OptionList, Static
 from hms_tui.app import Role
 from hms_tui.domain.models import Status
 from hms_tui.screens.base import HelpScreen
-from hms_tui.screens.forms import BillDialog, ReceiptDialog, RegisterDialog, VoidBillDialog
-from hms_tui.screens.pickers import CheckinDialog, DoctorPicker, PriorityPicker, ReasonDialog
-from hms_tui.screens.reception import ReceptionScreen
+from hms_tui.screens.forms import BillDialog, ReceiptDialog, VoidBillDialog
+from hms_tui.screens.patients import RegisterDialog
+from hms_tui.screens.pickers import (
+    CheckinDialog,
+    ConfirmDialog,
+    DoctorPicker,
+    PriorityPicker,
+    ReasonDialog,
+)
+from hms_tui.screens.reception import PRI_COL, ReceptionScreen
 from hms_tui.services.desk import Desk
 from hms_tui.widgets.bigtext import BigText
 from hms_tui.widgets.queue_table import DiffTable
@@ -181,13 +188,13 @@ def test_walk_in_check_in_by_keys_shows_the_token_large(
             # The queue on the right follows the doctor of the last check-in.
             queue = table(app, "queue")
             await wait_until(pilot, lambda: column(queue, 1) == ["D2-001"])
-            assert table_rows(queue)[0][:4] == ["1", "D2-001", "Patient 04", "URGENT"]
+            assert table_rows(queue)[0][:4] == ["1", "D2-001", "URGENT", "Patient 04"]
 
             # The next check-in preselects the last-used doctor (D2).
             await find_and_check_in(pilot, "05", "Patient 05", "wait:10")
             dialog = app.screen
             assert isinstance(dialog, CheckinDialog)
-            assert static_text(dialog.query_one(".title", Static)) == "Check in Patient 05"
+            assert static_text(dialog.query_one(".title", Static)) == "Check in Patient 05 (M000006)"
             options = dialog.query_one(OptionList)
             assert options.highlighted is not None
             assert options.get_option_at_index(options.highlighted).id == "D2"
@@ -212,7 +219,7 @@ def test_check_in_error_is_inline_and_nothing_is_written(
             await wait_until(pilot, lambda: table(app, "results").row_count == 0)
             await pilot.press("enter")
             assert isinstance(app.screen, ReceptionScreen)
-            assert any("Find a patient first" in n for n in notifications(app))
+            assert any("No patient matches 'zzz'" in n for n in notifications(app))
 
             await find_and_check_in(pilot, "02", "Patient 02")
             dialog = app.screen
@@ -285,20 +292,31 @@ def test_register_validates_each_field_then_checks_in(
             def error(field: str) -> str:
                 return static_text(form.query_one(f"#{field}-error", Static))
 
+            phone, dob = form.query_one("#phone", Input), form.query_one("#dob", Input)
             await pilot.press("enter")  # to the phone
+            assert phone.has_focus
             await type_text(pilot, "98-ab")
-            await pilot.press("enter")  # to the date of birth
+            await pilot.press("enter")  # a bad phone: its error, and the focus stays on it
+            await wait_until(pilot, lambda: "invalid" in error("phone"))
+            assert phone.has_focus and "phone" in error("phone")
+            phone.value = ""
+            await pilot.press("enter")  # (optional: empty is fine) to the date of birth
+            assert dob.has_focus and error("phone") == ""
             await type_text(pilot, "1980-13-40")
-            await pilot.press("enter")  # Enter on the last field saves
+            phone.value = "98-ab"
+            await pilot.press("enter")  # Enter on the last field saves: every field checked
             await wait_until(pilot, lambda: error("phone") and error("dob"))
-            assert "phone" in error("phone") and "invalid" in error("phone")
             assert "YYYY-MM-DD" in error("dob")
             assert error("name") == ""
+            assert phone.has_focus  # the first bad field: the next keys land there
             assert app.screen is form and patient_count(sql) == before
 
             name.value = ""
             await pilot.press("ctrl+s")
             await wait_until(pilot, lambda: error("name") == "name is empty")
+            assert name.has_focus
+            await pilot.press("enter")  # Enter on an empty required field: its error, no move
+            assert name.has_focus and error("name") == "name is empty"
             # A control character (a paste can bring one) is refused with a field error.
             await focus(pilot, name)
             await paste(pilot, "Meera\x1b[31m Iyer")
@@ -315,7 +333,9 @@ def test_register_validates_each_field_then_checks_in(
             await pilot.press("ctrl+s")
             # Saved: straight on to the check-in of the new patient.
             await wait_screen(pilot, CheckinDialog)
-            assert static_text(app.screen.query_one(".title", Static)) == "Check in Meera Iyer"
+            # named by name, MRN and age (the frozen clock's 2025-03-03)
+            assert static_text(app.screen.query_one(".title", Static)) == \
+                "Check in Meera Iyer (M000011, 44 y)"
             assert any("Registered Meera Iyer (M" in n for n in notifications(app))
             await pilot.press("enter")
             big = reception(app).query_one("#last-token", BigText)
@@ -355,7 +375,7 @@ def test_queues_are_live_with_positions_and_waiting_times(
             desk.checkin("D1", p[3], "EMERGENCY")  # jumps the line
             await wait_until(pilot, lambda: column(queue, 1) == ["D1-003", "D1-001", "D1-002"])
             assert column(queue, 0) == ["1", "2", "3"]
-            assert column(queue, 3) == ["EMERGENCY", "", ""]
+            assert column(queue, PRI_COL) == ["EMERGENCY", "", ""]
             truth = {v.token: v.wait_minutes for v in desk.queue("D1")}
             assert column(queue, 5) == [f"~{truth[t]}m" for t in column(queue, 1)]
 
@@ -413,7 +433,7 @@ def test_cancel_transfer_and_priority_from_the_queue(
             await pilot.press("c")
             await wait_screen(pilot, ReasonDialog)
             assert static_text(app.screen.query_one(".title", Static)) == \
-                "Cancel D1-001 Patient 00?"
+                "Cancel D1-001 Patient 00 (M000001)?"
             await paste(pilot, "left early")
             await pilot.press("enter")
             await until_db(pilot, lambda: status(a.visit_id), lambda s: s[0] == "CANCELLED")
@@ -425,11 +445,11 @@ def test_cancel_transfer_and_priority_from_the_queue(
             await pilot.press("p")
             await wait_screen(pilot, PriorityPicker)
             assert static_text(app.screen.query_one(".title", Static)) == \
-                "Priority of D1-003 Patient 02"
+                "Priority of D1-003 Patient 02 (M000003)"
             await pilot.press("down", "down", "enter")
             await until_db(pilot, lambda: status(c.visit_id), lambda s: s[1] == "EMERGENCY")
             await wait_until(pilot, lambda: column(queue, 1) == ["D1-003", "D1-002"])
-            assert column(queue, 3) == ["EMERGENCY", ""]
+            assert column(queue, PRI_COL) == ["EMERGENCY", ""]
 
             # Transfer D1-002 to Dr Mehta: a new token there, shown as the last check-in.
             await select_token(pilot, "D1-002")
@@ -437,7 +457,7 @@ def test_cancel_transfer_and_priority_from_the_queue(
             await wait_screen(pilot, DoctorPicker)
             picker = app.screen
             assert static_text(picker.query_one(".title", Static)) == \
-                "Transfer D1-002 Patient 01 to"
+                "Transfer D1-002 Patient 01 (M000002) to"
             assert [o.id for o in picker.query_one(OptionList).options] == ["D2"]
             await pilot.press("down", "enter")
             big = reception(app).query_one("#last-token", BigText)
@@ -485,7 +505,7 @@ def test_bill_receipt_save_print_and_void(
             await wait_screen(pilot, BillDialog)
             form = app.screen
             assert static_text(form.query_one(".title", Static)) == \
-                "Bill for D1-001 Patient 01 · Dr Rao"
+                "Bill for D1-001 Patient 01 (M000002) · Dr Rao"
             await pilot.press("ctrl+s")  # no lines yet
             assert "at least one line" in static_text(form.query_one(".error", Static))
             await paste(pilot, "Consultation")
@@ -534,9 +554,21 @@ def test_bill_receipt_save_print_and_void(
             await paste(pilot, number)
             await pilot.press("enter", "enter")  # no reason
             await wait_until(pilot, lambda: "reason is empty" in
-                             static_text(form.query_one(".error", Static)))
+                             static_text(form.query_one("#reason-error", Static)))
+            assert form.query_one("#reason", Input).has_focus
             await paste(pilot, "wrong patient")
             await pilot.press("enter")
+            # The bill is named (patient, MRN, total) and voided only once confirmed.
+            confirm = await wait_screen(pilot, ConfirmDialog)
+            question = static_text(confirm.query_one(".title", Static))
+            assert question.startswith(f"Void {number}: Patient 01 (M000002)")
+            assert question.endswith("total 620.50?")
+            await pilot.press("enter")  # the safe answer is the default: nothing happens
+            await wait_screen(pilot, VoidBillDialog)
+            assert sql.execute("SELECT status FROM hms.bills").fetchone() == ("ISSUED",)
+            await pilot.press("enter")
+            await wait_screen(pilot, ConfirmDialog)
+            await pilot.press("v")
             await wait_screen(pilot, ReceiptDialog)
             voided = static_text(app.screen.query_one("#receipt", Static))
             assert "*** VOID ***" in voided and "wrong patient" in voided

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from hms_tui.cli._click import click_exceptions
+from hms_tui.cli._click import click_exceptions, readable_help
 from hms_tui.cli.context import AppContext
 from hms_tui.domain.errors import HmsError
 from hms_tui.domain.textsafe import printable
@@ -29,14 +29,29 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"hms-tui {version('hms-tui')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            print("hms-tui (not installed)")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
     config: Annotated[
         Path | None,
-        typer.Option("--config", help="Config file (else $HMS_TUI_CONFIG, else "
-                     "$XDG_CONFIG_HOME/hms-tui/config.toml)."),
+        typer.Option("--config", metavar="PATH", help="Config file (else $HMS_TUI_CONFIG, "
+                     "else $XDG_CONFIG_HOME/hms-tui/config.toml)."),
     ] = None,
+    _version_flag: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True,
+                           help="Print the version and exit.")
+    ] = False,
 ) -> None:
     ctx.obj = AppContext(config)
     ctx.call_on_close(ctx.obj.close)
@@ -59,6 +74,7 @@ def _register() -> None:
 
 
 _register()
+readable_help()
 
 
 def report_error(message: str, kind: str, json_mode: bool,

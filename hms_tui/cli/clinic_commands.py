@@ -83,10 +83,34 @@ def patient_add(
                                               "optional '+'.")] = None,
     dob: Annotated[str | None, typer.Option(metavar="DATE",
                                             help="Date of birth, YYYY-MM-DD.")] = None,
+    allow_duplicate: Annotated[bool, typer.Option(
+        "--allow-duplicate", help="Register even though a patient with the same name and "
+        "date of birth, or the same phone, exists (it is someone else).")] = False,
     json_: JsonFlag = False,
 ) -> None:
-    """Register a patient; prints the new MRN."""
-    render.output(common.desk(ctx).add_patient(name, phone, dob), json_, render.print_patient)
+    """Register a patient; prints the new MRN.
+
+    Someone who looks registered already (same name and date of birth, or same phone) is
+    refused with exit 5, listing the matches; check them, then --allow-duplicate if it is
+    really someone else."""
+    render.output(common.desk(ctx).add_patient(name, phone, dob, allow_duplicate=allow_duplicate),
+                  json_, render.print_patient)
+
+
+@patient_app.command("update")
+def patient_update(
+    ctx: typer.Context,
+    patient: Annotated[int, typer.Argument(metavar="ID", min=1, help="Patient id.")],
+    name: Annotated[str | None, typer.Option(metavar="NAME", help="The corrected name.")] = None,
+    phone: Annotated[str | None, typer.Option(metavar="PHONE",
+                                              help="New phone ('' clears it).")] = None,
+    dob: Annotated[str | None, typer.Option(metavar="DATE", help="Date of birth, YYYY-MM-DD "
+                                            "('' clears it).")] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Correct a patient's name, phone or date of birth (audited; every screen follows)."""
+    render.output(common.desk(ctx).update_patient(patient, name=name, phone=phone,
+                                                  birth_date=dob), json_, render.print_patient)
 
 
 @patient_app.command("search")
@@ -94,7 +118,8 @@ def patient_search(
     ctx: typer.Context,
     text: Annotated[str, typer.Argument(metavar="TEXT", help="Part of a name, an MRN or phone "
                                         "digits.")],
-    limit: Annotated[int, typer.Option(min=1, max=500, metavar="N")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=500, metavar="N",
+                                       help="At most N patients (1-500).")] = 50,
     json_: JsonFlag = False,
 ) -> None:
     """Find patients by name, MRN or phone."""

@@ -214,7 +214,8 @@ def print_status(info: dict[str, Any]) -> None:
             ("Time zone", rules.timezone), ("Recall limit", str(rules.recall_limit)),
             ("Requeue after", f"{rules.requeue_after} patients"),
             ("Skip places", str(rules.skip_places)),
-            ("Consultation", f"{rules.consult_minutes} min (default estimate)")]
+            ("Consultation", f"{rules.consult_minutes} min (default estimate)"),
+            ("Calls ahead", f"{rules.calls_ahead} (0: one patient at a time per doctor)")]
     server = info["server"]
     rows += [("Server", f"system {server.system_identifier}, timeline {server.timeline}"),
              ("synchronous_commit", info["synchronous_commit"]),

@@ -9,17 +9,29 @@ import typer
 from hms_tui.cli import app as root
 from hms_tui.cli.context import AppContext
 
+MAX_STARTS = 20  # the display starts itself again after its own loop failed, this often
+
 
 def run_terminal(ctx: AppContext, role: str, *, doctor: str | None = None,
                  doctors: tuple[str, ...] = (), hint: str = "") -> None:
-    from hms_tui.app import Role, create_app
+    """Run a terminal until it is quit. The waiting-room display, whose own loop failed
+    (logged under the XDG state dir), is started again; any other non-zero end of the app
+    is the command's exit code, never a silent 0."""
+    from hms_tui.app import RESTART_EXIT, Role, create_app
 
     desk = ctx.desk()
     if doctor:
         doctor = desk.doctor(doctor).code  # unknown codes fail here, with one clear line
-    for code in doctors:
-        desk.doctor(code)
-    create_app(Role(role), desk, ctx.settings, doctor=doctor, doctors=doctors, hint=hint).run()
+    for each in doctors:
+        desk.doctor(each)
+    for _ in range(MAX_STARTS):
+        app = create_app(Role(role), desk, ctx.settings, doctor=doctor, doctors=doctors,
+                         hint=hint)
+        app.run()
+        if app.return_code != RESTART_EXIT:
+            break
+    if app.return_code:
+        raise typer.Exit(app.return_code)
 
 
 @root.command()
@@ -31,7 +43,8 @@ def reception(ctx: typer.Context) -> None:
 @root.command()
 def display(
     ctx: typer.Context,
-    doctors: Annotated[str | None, typer.Option(help="Doctor codes to show, e.g. D1,D2 "
+    doctors: Annotated[str | None, typer.Option(metavar="CODES",
+                                                help="Doctor codes to show, e.g. D1,D2 "
                                                 "(default: display.doctors, else every "
                                                 "active doctor).")] = None,
 ) -> None:

@@ -59,10 +59,28 @@ def queue(
                   lambda v: render.print_queue(doctor.upper(), v, datetime.now(UTC)))
 
 
+ForceFlag = Annotated[bool, typer.Option(
+    "--force", help="Call even though the doctor still has a patient called or in "
+    "consultation (recorded in the audit trail).")]
+
+
 @root.command("call-next")
-def call_next(ctx: typer.Context, doctor: DoctorOpt, json_: JsonFlag = False) -> None:
-    """Call the patient at the head of the doctor's queue."""
-    _show(common.desk(ctx).call_next(doctor), json_)
+def call_next(ctx: typer.Context, doctor: DoctorOpt, force: ForceFlag = False,
+              json_: JsonFlag = False) -> None:
+    """Call the patient at the head of the doctor's queue.
+
+    One patient at a time: refused (exit 4, naming them) while another patient of the doctor
+    is called or in consultation, unless the clinic allows calling ahead or --force."""
+    _show(common.desk(ctx).call_next(doctor, force=force), json_)
+
+
+@root.command("call")
+def call(ctx: typer.Context, visit: VisitArg, force: ForceFlag = False,
+         json_: JsonFlag = False) -> None:
+    """Call a particular waiting patient out of turn.
+
+    Refused like call-next while the doctor has another patient (--force to insist)."""
+    _show(common.desk(ctx).call(visit, force=force), json_)
 
 
 @root.command()
@@ -112,7 +130,6 @@ def transfer(
 
 _visit_action("arrive", "Mark a booked patient arrived: issue the token and join the queue.",
               Desk.arrive)
-_visit_action("call", "Call a particular waiting patient out of turn.", Desk.call)
 _visit_action("recall", "Call a called patient again (up to the clinic's recall limit).",
               Desk.recall)
 _visit_action("start", "Start the consultation of a called patient.", Desk.start)

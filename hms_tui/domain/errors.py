@@ -34,12 +34,31 @@ class IllegalTransition(HmsError):
     exit_code = 4
 
 
+class DoctorBusy(IllegalTransition):
+    """Call refused: the doctor still has a patient called or in consultation (one patient
+    at a time, unless the clinic allows calling ahead or the caller insists)."""
+
+
 class Conflict(HmsError):
     exit_code = 5
 
 
+class DuplicatePatient(Conflict):
+    """The person being registered looks registered already; ``matches`` are the records
+    (filled in by the desk, which asks the database for them)."""
+
+    def __init__(self, message: str, matches: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.matches = matches
+
+
 class Forbidden(HmsError):
     exit_code = 6
+
+
+class LoginFailed(Forbidden):
+    """The server refused the login (unknown role, wrong password, not allowed by pg_hba):
+    not an outage, so not 'database unavailable'."""
 
 
 class Busy(HmsError):
@@ -78,8 +97,10 @@ class NumberingHeld(HmsError):
 _BY_SQLSTATE: dict[str, type[HmsError]] = {
     "HM404": NotFound,
     "HM409": Conflict,
+    "HM410": DuplicatePatient,
     "HM422": InvalidInput,
     "HM423": IllegalTransition,
+    "HM424": DoctorBusy,
     "HM403": Forbidden,
     "HM503": NumberingHeld,
     "25006": StandbyOnly,  # read_only_sql_transaction: connected to a standby

@@ -232,6 +232,7 @@ class ClinicRules:
     queue_rule: str = "fair"  # 'fair': booked patients by slot time; 'arrival': all by arrival
     wait_target_minutes: int = 30  # reports count the patients who waited longer
     close_as: str = "NO_SHOW"  # what the day close makes of visits still open (or CANCELLED)
+    calls_ahead: int = 0  # more patients a doctor may call while one is with them
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> ClinicRules:

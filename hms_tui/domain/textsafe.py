@@ -18,3 +18,20 @@ def printable(value: object) -> str:
     if value is None:
         return ""
     return FORBIDDEN_CHARS.sub(REPLACEMENT, str(value))
+
+
+def ascii_only(value: object) -> str:
+    """``printable(value)`` with only ASCII left, for a bare Linux console: accents dropped
+    ('Zoë' -> 'Zoe'), each run of other characters (CJK, emoji) replaced by one '?'."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFKD", printable(value))
+    out: list[str] = []
+    for ch in text:
+        if ord(ch) < 128:
+            out.append(ch)
+        elif unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Cf"):
+            continue  # accents, zero-width joiners, variation selectors
+        elif not out or out[-1] != "?":
+            out.append("?")
+    return "".join(out)

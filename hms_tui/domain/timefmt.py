@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 
 def minutes_since(then: datetime | None, now: datetime) -> str:
@@ -20,3 +20,10 @@ def duration(value: timedelta | None) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def age_on(birth: date | None, today: date) -> int | None:
+    """Whole years from ``birth`` to ``today`` (None when the date of birth is unknown)."""
+    if birth is None:
+        return None
+    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))

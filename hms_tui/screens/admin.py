@@ -1,4 +1,9 @@
-"""Admin, used over SSH: doctors, clinic settings, today's numbers, the audit trail."""
+"""Admin, used over SSH: doctors, clinic settings, today's numbers, the audit trail.
+
+Each tab's keys work on that tab only (and only those show in the key bar); 1-5 switch tabs
+and the tab's table takes the focus. Deactivating a doctor and locking a login ask first,
+naming what they act on. The audit tab follows new events, newest first and in view.
+"""
 
 from __future__ import annotations
 
@@ -8,67 +13,25 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Input, Label, Static, TabbedContent, TabPane
+from textual.widgets import Input, Label, Static, TabbedContent, TabPane, Tabs
 
 from hms_tui.domain import validation
 from hms_tui.domain.errors import HmsError, InvalidInput
-from hms_tui.domain.events import BoardUpdate
+from hms_tui.domain.events import BoardUpdate, Refreshed
 from hms_tui.domain.models import AuditEntry, ClinicRules, Doctor
 from hms_tui.domain.textsafe import printable
 from hms_tui.screens.base import LiveScreen
-from hms_tui.screens.dialog import FormDialog
+from hms_tui.screens.doctors import DoctorDialog, deactivate
 from hms_tui.screens.forms import TimelineDialog
+from hms_tui.screens.pickers import ConfirmDialog
 from hms_tui.screens.staff import StaffDialog, staff_row
 from hms_tui.services.failover import Durability, Failover, warnings
 from hms_tui.services.staff import Staff, StaffMember
+from hms_tui.widgets.keybar import KeyBar
 from hms_tui.widgets.queue_table import Cell, DiffTable, cell
 from hms_tui.widgets.text_input import TextInput
 
-
-class DoctorDialog(FormDialog):
-    """Add a doctor, or edit one (code fixed). Returns the saved Doctor."""
-
-    BINDINGS = [Binding("escape", "close", "Cancel"), Binding("ctrl+s", "save", "Save")]
-
-    def __init__(self, doctor: Doctor | None = None) -> None:
-        super().__init__()
-        self.doctor = doctor
-
-    def compose(self) -> ComposeResult:
-        d = self.doctor
-        with Vertical():
-            yield Static("Edit doctor" if d else "Add a doctor", classes="title")
-            for field, label, value, hint in (
-                ("code", "Code", d.code if d else "", "e.g. D5"),
-                ("name", "Name", d.name if d else "", "e.g. Dr Rao"),
-                ("room", "Room", (d.room or "") if d else "", "optional"),
-                ("prefix", "Token prefix", d.token_prefix if d else "", "default: the code"),
-            ):
-                with Horizontal():
-                    yield Label(label)
-                    yield TextInput(value=value, placeholder=hint, id=field,
-                                disabled=bool(d) and field == "code")
-            yield Static("", classes="error")
-            yield Static(Text("Enter next · ctrl+s save · Esc cancel", style="dim"))
-        yield Footer()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "prefix":
-            self.action_save()
-        else:
-            self.focus_next()
-
-    def action_save(self) -> None:
-        v = {f: self.query_one(f"#{f}", Input).value for f in ("code", "name", "room", "prefix")}
-        desk = self.hms.desk
-        if self.doctor is None:
-            self.hms.db_call(desk.add_doctor, v["code"], v["name"], v["room"] or None,
-                             v["prefix"] or None, done=self.dismiss, failed=self.fail)
-        else:
-            self.hms.db_call(desk.update_doctor, self.doctor.code, name=v["name"],
-                             room=v["room"], prefix=v["prefix"] or None,
-                             done=self.dismiss, failed=self.fail)
-
+__all__ = ["AdminScreen", "DoctorDialog"]
 
 SETTINGS_FIELDS = (
     ("clinic_name", "Clinic name", "Shown on the display"),
@@ -77,12 +40,27 @@ SETTINGS_FIELDS = (
     ("requeue_after", "Requeue after", "Waiting patients ahead of a requeued no-show"),
     ("skip_places", "Skip places", "Default places for skip"),
     ("consult_minutes", "Consult min", "For wait estimates"),
+    ("calls_ahead", "Calls ahead", "More calls while a patient is with the doctor (0-10)"),
 )
+NUMBERS = ("recall_limit", "requeue_after", "skip_places", "consult_minutes", "calls_ahead")
+TABS = ("tab-doctors", "tab-staff", "tab-settings", "tab-today", "tab-audit")
+# Which tab each action belongs to (the others work everywhere).
+ACTION_TAB = {
+    "add_doctor": "tab-doctors", "edit_doctor": "tab-doctors", "toggle_doctor": "tab-doctors",
+    "add_staff": "tab-staff", "toggle_staff": "tab-staff",
+    "save_settings": "tab-settings", "reload_audit": "tab-audit",
+}
+AUDIT_ROWS = 200
 
 
 class AdminScreen(LiveScreen):
     BINDINGS = [
         *LiveScreen.BINDINGS,
+        Binding("1", "tab('tab-doctors')", "Doctors"),
+        Binding("2", "tab('tab-staff')", "Staff"),
+        Binding("3", "tab('tab-settings')", "Settings"),
+        Binding("4", "tab('tab-today')", "Today"),
+        Binding("5", "tab('tab-audit')", "Audit"),
         Binding("a", "add_doctor", "Add doctor"),
         Binding("e", "edit_doctor", "Edit doctor"),
         Binding("x", "toggle_doctor", "(De)activate"),
@@ -90,6 +68,7 @@ class AdminScreen(LiveScreen):
         Binding("l", "toggle_staff", "Lock/unlock login"),
         Binding("ctrl+s", "save_settings", "Save settings"),
         Binding("f5", "reload_audit", "Reload audit"),
+        Binding("escape", "leave_field", "Leave the field", show=False),
         Binding("ctrl+q", "app.quit", "Quit"),
     ]
     DEFAULT_CSS = """
@@ -115,28 +94,28 @@ class AdminScreen(LiveScreen):
         durability.display = False
         yield durability
         with TabbedContent(id="tabs"):
-            with TabPane("Doctors", id="tab-doctors"):
+            with TabPane("1 Doctors", id="tab-doctors"):
                 yield DiffTable(["Code", "Name", "Room", "Prefix", "Active"], id="doctors")
-            with TabPane("Staff", id="tab-staff"):
+            with TabPane("2 Staff", id="tab-staff"):
                 yield DiffTable(["Login", "Role", "Doctors", "Can log in"], id="staff")
-            with TabPane("Clinic settings", id="tab-settings"), Vertical():
+            with TabPane("3 Clinic settings", id="tab-settings"), Vertical():
                 for field, label, hint in SETTINGS_FIELDS:
                     with Horizontal(classes="row"):
                         yield Label(label)
-                        yield TextInput(id=f"set-{field}")
+                        yield TextInput(id=f"set-{field}", label=label.lower())
                         yield Static(hint, classes="hint")
                 yield Static("", id="settings-msg")
-            with TabPane("Today", id="tab-today"):
+            with TabPane("4 Today", id="tab-today"):
                 yield DiffTable(["Code", "Doctor", "Room", "Serving", "Waiting", "Seen",
                                  "No-show", "Tokens"], id="today")
-            with TabPane("Audit", id="tab-audit"):
+            with TabPane("5 Audit", id="tab-audit"):
                 with Horizontal(id="filters", classes="row"):
                     yield TextInput(placeholder="who (login)", id="f-actor")
                     yield TextInput(placeholder="action, e.g. checkin", id="f-action")
                     yield TextInput(placeholder="visit id", id="f-visit")
                 yield DiffTable(["Seq", "When", "Who", "Terminal", "Action", "Entity", "Visit",
                                  "Status"], id="audit")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.load_doctors()
@@ -146,6 +125,49 @@ class AdminScreen(LiveScreen):
         self.action_reload_audit()
         if self.hms.live.board:
             self.board_changed(BoardUpdate(self.hms.live.board, "initial"))
+        self.query_one("#doctors", DiffTable).focus()
+
+    # -- tabs: their keys, their focus ---------------------------------------------------------
+
+    def active_tab(self) -> str:
+        return self.query_one(TabbedContent).active
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        tab = ACTION_TAB.get(action)
+        if tab is not None and tab != self.active_tab():
+            return False  # another tab's key: not shown, does nothing
+        if action == "tab" and isinstance(self.focused, Input):
+            return None  # digits typed in a field are text: Esc leaves the field first
+        return True
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_leave_field(self) -> None:
+        if isinstance(self.focused, Input):
+            self._focus_tab_body(self.active_tab(), fields=False)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        tab = event.pane.id or ""
+        self.refresh_bindings()
+        self._focus_tab_body(tab)
+        if tab == "tab-audit":
+            self.action_reload_audit()
+
+    def _focus_tab_body(self, tab: str, *, fields: bool = True) -> None:
+        """The tab's table takes the focus (the settings: their first field), so arrows and
+        the tab's keys act on what the tab shows, not on the tab bar."""
+        pane = self.query_one(f"#{tab}", TabPane)
+        tables = pane.query(DiffTable)
+        if tables:
+            tables.first().focus()
+        elif fields and pane.query(Input):
+            pane.query(Input).first().focus()
+        else:
+            self.query_one(Tabs).focus()
+
+    def on_descendant_focus(self) -> None:
+        self.refresh_bindings()
 
     # -- doctors -------------------------------------------------------------------------------
 
@@ -182,8 +204,18 @@ class AdminScreen(LiveScreen):
         if doctor is None:
             self.notify("Select a doctor on the Doctors tab.", severity="warning")
             return
-        self.hms.db_call(self.hms.desk.update_doctor, doctor.code, active=not doctor.active,
-                         done=self._doctor_saved)
+        if not doctor.active:  # taking patients again: nothing is lost, no question
+            self.hms.db_call(self.hms.desk.update_doctor, doctor.code, active=True,
+                             done=self._doctor_saved)
+            return
+
+        def done(result: tuple[Doctor, int]) -> None:
+            off, moved = result
+            self.load_doctors()
+            what = f"; {moved} patient(s) transferred" if moved else ""
+            self.notify(printable(f"{off.name} ({off.code}) deactivated{what}"), markup=False)
+
+        deactivate(self.hms, doctor, done)
 
     # -- staff ---------------------------------------------------------------------------------
 
@@ -211,15 +243,29 @@ class AdminScreen(LiveScreen):
             self.notify("Select a login on the Staff tab.", severity="warning")
             return
         staff = Staff(self.hms.desk.db)
-        action = staff.disable if member.can_login else staff.enable
-        self.hms.db_call(action, member.login, done=self._staff_saved)
+        if not member.can_login:
+            self.hms.db_call(staff.enable, member.login, done=self._staff_saved)
+            return
+        doctors = f", doctors {', '.join(member.doctors)}" if member.doctors else ""
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.hms.db_call(staff.disable, member.login, done=self._staff_saved)
+
+        self.app.push_screen(ConfirmDialog(
+            f"Lock the login {member.login} ({member.role}{doctors})?", "y", "Lock it",
+            "They can no longer log in, and their open sessions end. l unlocks it again."),
+            answered)
 
     def board_changed(self, event: BoardUpdate) -> None:
         self.query_one("#today", DiffTable).sync([
             (b.code, [cell(b.code, "bold"), cell(b.name), cell(b.room), cell(b.serving),
                       str(b.waiting), str(b.seen), str(b.no_shows), str(b.issued)])
             for b in event.board])
-        if {b.code for b in event.board} != set(self.doctors):
+        if {b.code for b in event.board} != set(self.doctors) or any(
+                self.doctors[b.code].active != b.active or self.doctors[b.code].name != b.name
+                or self.doctors[b.code].room != b.room for b in event.board
+                if b.code in self.doctors):
             self.load_doctors()
 
     # -- settings ------------------------------------------------------------------------------
@@ -237,17 +283,27 @@ class AdminScreen(LiveScreen):
         for field, _, _ in SETTINGS_FIELDS:
             self.query_one(f"#set-{field}", Input).value = str(getattr(rules, field))
 
+    def rules_loaded(self) -> None:
+        """Settings changed (here or on another terminal): show them, unless someone is
+        typing in them right now."""
+        super().rules_loaded()
+        editing = isinstance(self.focused, Input) and (self.focused.id or "").startswith("set-")
+        if self.hms.rules is not None and not editing:
+            self.show_rules(self.hms.rules)
+
     def action_save_settings(self) -> None:
         values = {f: self.query_one(f"#set-{f}", Input).value.strip() for f, _, _ in
                   SETTINGS_FIELDS}
         try:
-            numbers = {f: int(values[f]) for f in ("recall_limit", "requeue_after",
-                                                   "skip_places", "consult_minutes")}
+            numbers = {f: int(values[f]) for f in NUMBERS}
             name = validation.clean_text(values["clinic_name"], "clinic name", 80)
         except ValueError:
+            bad = next(f for f in NUMBERS if not values[f].lstrip("-").isdigit())
+            self.query_one(f"#set-{bad}", Input).focus()
             self._settings_msg(InvalidInput("limits and minutes must be whole numbers"))
             return
         except HmsError as exc:
+            self.query_one("#set-clinic_name", Input).focus()
             self._settings_msg(exc)
             return
         save = functools.partial(self.hms.desk.configure, clinic_name=name,
@@ -268,17 +324,31 @@ class AdminScreen(LiveScreen):
         if (event.input.id or "").startswith("f-"):
             self.action_reload_audit()
 
-    def action_reload_audit(self) -> None:
+    def refreshed(self, event: Refreshed) -> None:
+        """Something changed somewhere (or the backup poll ran): on the audit tab, its newest
+        events come in."""
+        if self.active_tab() == "tab-audit":
+            self.hms.throttle(f"audit-{id(self)}", 1.0, self._follow_audit)
+
+    def _follow_audit(self) -> None:
+        if self.is_attached:
+            self.action_reload_audit(quiet=True)
+
+    def action_reload_audit(self, quiet: bool = False) -> None:
         actor = self.query_one("#f-actor", Input).value.strip() or None
         action = self.query_one("#f-action", Input).value.strip() or None
         visit_text = self.query_one("#f-visit", Input).value.strip()
         if visit_text and not visit_text.isdigit():
-            self.notify("The visit filter takes a visit id (a number).", severity="warning")
+            if not quiet:
+                self.notify("The visit filter takes a visit id (a number).", severity="warning")
             return
-        self.hms.db_call(self.hms.desk.audit_tail, 200, actor=actor, action=action,
-                         visit_id=int(visit_text) if visit_text else None, done=self.show_audit)
+        self.hms.db_call(self.hms.desk.audit_tail, AUDIT_ROWS, actor=actor, action=action,
+                         visit_id=int(visit_text) if visit_text else None, done=self.show_audit,
+                         group="audit", exclusive=True)
 
     def show_audit(self, entries: list[AuditEntry]) -> None:
+        table = self.query_one("#audit", DiffTable)
+        at_top = table.cursor_row <= 0
         self.audit = {audit_key(e): e for e in entries}
         zone = self.hms.clinic_zone
         rows: list[tuple[str, list[Cell]]] = []
@@ -289,7 +359,12 @@ class AdminScreen(LiveScreen):
                                       cell(e.actor), cell(e.terminal), cell(e.action),
                                       cell(f"{e.entity} {e.entity_id or ''}"),
                                       str(e.visit_id or ""), cell(status)]))
-        self.query_one("#audit", DiffTable).sync(rows)
+        table.sync(rows)
+        if at_top and rows:
+            # Following the trail: the newest stays in view (unless someone is reading
+            # further down, where the cursor keeps its row).
+            table.move_cursor(row=0, animate=False)
+            table.scroll_home(animate=False)
 
     def on_data_table_row_selected(self, event: DiffTable.RowSelected) -> None:
         if event.data_table.id != "audit":

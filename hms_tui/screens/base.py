@@ -11,9 +11,17 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
-from hms_tui.domain.events import BillUpdate, BoardUpdate, ConnectionUpdate, Event, QueueUpdate
+from hms_tui.domain.events import (
+    BillUpdate,
+    BoardUpdate,
+    ConnectionUpdate,
+    Event,
+    QueueUpdate,
+    Refreshed,
+)
+from hms_tui.widgets.keybar import key_label
 from hms_tui.widgets.queue_table import cell
 from hms_tui.widgets.status import ConnectionBadge, TitleBar
 
@@ -63,6 +71,8 @@ class LiveScreen(Screen[None]):
                     self.bills_changed(event)
                 case ConnectionUpdate():
                     self.connection_changed()
+                case Refreshed():
+                    self.refreshed(event)
         except NoMatches:
             pass  # the screen is being taken down (the app is exiting): nothing to draw
 
@@ -78,6 +88,9 @@ class LiveScreen(Screen[None]):
     def connection_changed(self) -> None:
         """The listener's connection state changed (the badge is already updated)."""
 
+    def refreshed(self, event: Refreshed) -> None:
+        """A read round finished (after a change anywhere, and the backup poll)."""
+
     def rules_loaded(self) -> None:
         """The clinic's settings (zone, name) arrived."""
         self.refresh_badge()
@@ -87,14 +100,16 @@ class LiveScreen(Screen[None]):
 
 
 class HelpScreen(ModalScreen[None]):
-    """Every key of the screen it was opened from."""
+    """Every key of the screen it was opened from, in a list that scrolls (arrows, PgDn) when
+    it is longer than the terminal."""
 
     BINDINGS = [Binding("escape,f1,q,question_mark", "dismiss", "Close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > Vertical { width: 70; max-width: 100%; height: auto; max-height: 90%;
+    HelpScreen > Vertical { width: 70; max-width: 100%; height: auto; max-height: 100%;
                             border: round $accent; background: $surface; padding: 0 1; }
-    HelpScreen DataTable { height: auto; max-height: 30; }
+    HelpScreen DataTable { height: auto; }
+    HelpScreen .muted { height: auto; }
     """
 
     def __init__(self, owner: Screen[Any]) -> None:
@@ -105,14 +120,13 @@ class HelpScreen(ModalScreen[None]):
         with Vertical():
             yield Static(Text(f"Keys — {type(self.owner).__name__.removesuffix('Screen')}",
                               style="bold"))
-            table: DataTable[Text] = DataTable(cursor_type="none", show_cursor=False)
+            table: DataTable[Text] = DataTable(cursor_type="row", zebra_stripes=True)
             yield table
             hint = getattr(self.app, "hint", "")
             if hint:
                 yield Static(Text(hint), classes="muted")
             yield Static(Text("ctrl+p: command palette (every key is there too) · "
-                              "Esc closes this", style="dim"))
-        yield Footer()
+                              "arrows scroll · Esc closes this", style="dim"), classes="muted")
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -120,7 +134,7 @@ class HelpScreen(ModalScreen[None]):
         seen: set[tuple[str, str]] = set()
         for binding in self.owner.BINDINGS:
             if isinstance(binding, Binding) and binding.description:
-                keys = ", ".join(self.app.get_key_display(Binding(k.strip(), binding.action))
+                keys = ", ".join(key_label(self.app, Binding(k.strip(), binding.action))
                                  for k in binding.key.split(","))
                 if (keys, binding.description) not in seen:
                     seen.add((keys, binding.description))
@@ -130,3 +144,14 @@ class HelpScreen(ModalScreen[None]):
         if not any(b.description == "Quit" for b in self.owner.BINDINGS
                    if isinstance(b, Binding)):
             table.add_row(cell(self.app.get_key_display(Binding("ctrl+q", ""))), cell("Quit"))
+        table.focus()
+        self._fit()
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        """The list gets what the box has left, so the lines under it are never cut."""
+        below = sum(w.outer_size.height or 1 for w in self.query(".muted"))
+        spare = self.size.height - 2 - 1 - below  # border, title
+        self.query_one(DataTable).styles.max_height = max(3, spare)

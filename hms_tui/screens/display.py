@@ -4,13 +4,21 @@ Per doctor, the token now being served in big characters, the next few tokens an
 Names are hidden (or initials, if configured). A new call or recall is announced — the panel
 lights up and the bell rings — and announcements queue, so none cuts another off. While the
 listener is not live, a banner replaces every number so nobody reads a stale one.
+
+Doctors come and go while the display runs (admin adds, edits or deactivates them): the panels
+are changed in place, one change at a time, never rebuilt with ids still in use. The grid is
+chosen for the number of doctors and the screen: the largest token that fits, no lonely panel.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -20,70 +28,128 @@ from textual.events import Resize
 from textual.widgets import Static
 
 from hms_tui.domain.events import BoardUpdate, ConnectionState, QueueUpdate
-from hms_tui.domain.models import Status, Visit, now_serving
-from hms_tui.domain.textsafe import printable
+from hms_tui.domain.models import Priority, Status, Visit, now_serving
+from hms_tui.domain.textsafe import ascii_only, printable
 from hms_tui.screens.base import LiveScreen
-from hms_tui.widgets.bigtext import BigText
+from hms_tui.services import voice
+from hms_tui.widgets.bigtext import HEIGHT, BigText, big_width
 from hms_tui.widgets.status import ConnectionBadge
+
+log = logging.getLogger(__name__)
+PANEL_MIN_WIDTH = 14
+RESTART_BANNER_SECONDS = 1.5
 
 
 @dataclass(frozen=True)
 class Announcement:
+    """One call to announce. ``key`` tells calls apart: the visit and the time of the call, so
+    a recall, or a call after a requeue (its count starts again at 1), is a new one."""
+
     doctor: str
     token: str
     where: str
     recall: bool
+    key: tuple[int, datetime | None] = (0, None)
 
 
-def fit_tokens(tokens: list[str], width: int) -> str:
-    """As many whole tokens as fit (never a cut one: a patient must read their whole token)."""
-    shown: list[str] = []
-    for token in tokens:
-        if len("  ".join([*shown, token])) > width and shown:
+def fit_tokens(tokens: Sequence[tuple[str, Priority]], width: int, *,
+               ascii_mode: bool = False) -> Text:
+    """As many whole tokens as fit (never a cut one: a patient must read their whole token);
+    an emergency stands out (reverse video, and a '!' before it on a bare console)."""
+    shown = Text()
+    for token, priority in tokens:
+        label = f"!{token}" if ascii_mode and priority == Priority.EMERGENCY else token
+        sep = "  " if shown.plain else ""
+        if shown.plain and len(shown.plain) + len(sep) + len(label) > width:
             break
-        shown.append(token)
-    return "  ".join(shown) if shown else "-"
+        style = {"EMERGENCY": "bold reverse", "URGENT": "bold"}.get(priority.value, "")
+        shown.append(sep)
+        shown.append(label, style=style)
+    return shown if shown.plain else Text("-")
+
+
+def grid_shape(n: int, width: int, height: int, *, token_width: int,
+               extra_rows: int = 0) -> tuple[int, int]:
+    """Columns and rows for ``n`` panels in ``width`` x ``height`` cells: the shape where the
+    token can be drawn largest, counting empty cells as lost space (so four doctors make two
+    by two, not three and a lonely one). A panel needs its border, the room and Next lines."""
+    n = max(1, n)
+    best: tuple[float, float, int] | None = None
+    for cols in range(1, n + 1):
+        rows = math.ceil(n / cols)
+        w = (width - (cols - 1)) / cols
+        h = height / rows
+        if cols > 1 and w < PANEL_MIN_WIDTH:
+            break
+        room_w, room_h = w - 4, h - 4 - extra_rows
+        scale = min(room_w / max(1, token_width), room_h / HEIGHT)
+        feasible = 1.0 if h >= 5 else 0.0
+        score = (feasible, scale * n / (rows * cols), -cols)
+        if best is None or score > best:
+            best = score
+    assert best is not None
+    cols = int(-best[2])
+    return cols, math.ceil(n / cols)
 
 
 class DoctorPanel(Vertical):
     DEFAULT_CSS = """
     DoctorPanel { border: round $primary; padding: 0 1; height: 1fr; }
     DoctorPanel.ascii { border: ascii $primary; }
+    DoctorPanel.emergency { border: heavy $error; }
+    DoctorPanel.ascii.emergency { border: ascii $error; }
     DoctorPanel.calling { border: heavy $warning; background: $warning 30%; }
     DoctorPanel.ascii.calling { border: ascii $warning; background: $warning 30%; }
-    DoctorPanel > .where { text-style: bold; width: 1fr; }
+    DoctorPanel > .where { text-style: bold; width: 1fr; height: 1; text-wrap: nowrap;
+                           text-overflow: ellipsis; }
     DoctorPanel > BigText { height: 1fr; min-height: 1; }
     DoctorPanel > .who { color: $text-muted; height: 1; display: none; }
     DoctorPanel.initials > .who { display: block; }
     DoctorPanel > .next { width: 1fr; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
-    def __init__(self, code: str, ascii_only: bool, show_initials: bool) -> None:
-        classes = " ".join(c for c, on in (("ascii", ascii_only), ("initials", show_initials)) if on)
+    def __init__(self, code: str, ascii_mode: bool, show_initials: bool) -> None:
+        classes = " ".join(c for c, on in (("ascii", ascii_mode), ("initials", show_initials)) if on)
         super().__init__(id=f"panel-{code}", classes=classes)
         self.code = code
-        self.ascii_only = ascii_only
-        self.upcoming: list[str] = []
+        self.ascii_mode = ascii_mode
+        self.where = ""
+        self.upcoming: list[tuple[str, Priority]] = []
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="where")
-        yield BigText("", ascii_only=self.ascii_only)
+        yield BigText("", ascii_only=self.ascii_mode)
         yield Static("", classes="who")
         yield Static("", classes="next")
 
-    def show(self, where: str, serving: str, who: str, upcoming: list[str]) -> None:
-        self.query_one(".where", Static).update(Text(printable(where)))
-        self.query_one(BigText).update(serving or "-")
-        self.query_one(".who", Static).update(Text(printable(who)))
+    def text(self, value: object) -> str:
+        return ascii_only(value) if self.ascii_mode else printable(value)
+
+    def show(self, where: str, serving: str, who: str, upcoming: list[tuple[str, Priority]],
+             *, reference: str = "", emergency: bool = False) -> None:
+        self.where = self.text(where)
+        self.query_one(".where", Static).update(Text(self.where))
+        self.query_one(BigText).update(serving or "-", reference)
+        self.query_one(".who", Static).update(Text(self.text(who)))
+        self.set_class(emergency, "emergency")
         self.upcoming = upcoming
-        self._show_next()
+        self._fit()
 
     def on_resize(self) -> None:
-        self._show_next()
+        self._fit()
 
-    def _show_next(self) -> None:
+    def _fit(self) -> None:
+        """Room for everything: when the panel is very short, the room moves into the border
+        so that the token and the Next line keep their rows."""
+        height = self.content_size.height
+        where = self.query_one(".where", Static)
+        tight = 0 < height < 3 + (1 if self.has_class("initials") else 0)
+        where.display = not tight
+        self.border_title = Text(self.where) if tight else None
         width = self.content_size.width - len("Next: ") if self.content_size.width else 200
-        self.query_one(".next", Static).update(Text(f"Next: {fit_tokens(self.upcoming, width)}"))
+        line = Text("Next: ")
+        line.append_text(fit_tokens(self.upcoming, width, ascii_mode=self.ascii_mode))
+        self.query_one(".next", Static).update(line)
 
 
 class DisplayScreen(LiveScreen):
@@ -94,24 +160,35 @@ class DisplayScreen(LiveScreen):
     DEFAULT_CSS = """
     DisplayScreen { layout: vertical; }
     DisplayScreen #top { height: 1; background: $primary; }
-    DisplayScreen #clinic { width: 1fr; padding: 0 1; text-style: bold; }
+    DisplayScreen #clinic { width: 1fr; padding: 0 1; text-style: bold; text-wrap: nowrap;
+                            text-overflow: ellipsis; }
     DisplayScreen #clock { width: auto; padding: 0 1; text-style: bold; }
     DisplayScreen #panels { layout: grid; height: 1fr; grid-gutter: 0 1; }
     DisplayScreen #offline { height: 1fr; content-align: center middle; text-style: bold;
                              background: $error; color: $text; display: none; }
+    DisplayScreen #offline.restarting { background: $primary-darken-2; }
     DisplayScreen #announce { height: 2; content-align: left middle; padding: 0 1;
                               text-style: bold; background: $boost; }
     DisplayScreen #announce.active { background: $warning; color: $background; }
     """
 
-    def __init__(self, doctors: tuple[str, ...] = ()) -> None:
+    def __init__(self, doctors: tuple[str, ...] = (), *, restarting: bool = False) -> None:
         super().__init__()
         self.chosen = tuple(d.upper() for d in doctors)
-        self.codes: list[str] = []
+        self.codes: list[str] = []  # the panels wanted, in order
         self.rooms: dict[str, str] = {}
-        self.seen_calls: dict[str, set[tuple[int, int]]] = {}
+        self.prefixes: dict[str, str] = {}
+        self.names: dict[str, tuple[str, str | None]] = {}  # doctor's name and room
+        self.seen_calls: dict[str, set[tuple[int, datetime | None]]] = {}
         self.pending: deque[Announcement] = deque()
         self.current: Announcement | None = None
+        self.restarting = restarting
+        self._panel_lock = asyncio.Lock()
+        # An announcement is done when it has been up announce_seconds and, with a voice
+        # engine ([voice] enabled), once it has been said: only then does the next start.
+        self.voice: voice.Announcer | None = None
+        self.spoken_n: int | None = None
+        self.waiting_for: set[str] = set()
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="top"):
@@ -123,17 +200,37 @@ class DisplayScreen(LiveScreen):
         yield Static("", id="announce")
 
     def on_mount(self) -> None:
+        settings = self.hms.settings.voice
+        engine = voice.detect_engine(settings)
+        if engine.available:
+            self.voice = voice.Announcer(settings, on_done=self._said)
+        elif settings.enabled:
+            log.warning("%s", engine.reason)
         self.tick()
         self.set_interval(1, self.tick)
+        if self.restarting:
+            self.set_timer(RESTART_BANNER_SECONDS, self._restarted)
         if self.hms.live.board:
             self.board_changed(BoardUpdate(self.hms.live.board, "initial"))
         self.connection_changed()
+
+    def on_unmount(self) -> None:
+        if self.voice is not None:
+            self.voice.stop(drain=False, timeout=2)
+
+    def _restarted(self) -> None:
+        self.restarting = False
+        self.connection_changed()
+
+    def text(self, value: object) -> str:
+        """User text as this terminal can show it (ASCII only on a bare console)."""
+        return ascii_only(value) if self.hms.ascii_only else printable(value)
 
     # -- time and layout -----------------------------------------------------------------------
 
     def tick(self) -> None:
         self.query_one("#clock", Static).update(self.hms.now().strftime("%H:%M"))
-        self.query_one("#clinic", Static).update(Text(printable(self.hms.clinic_name)))
+        self.query_one("#clinic", Static).update(Text(self.text(self.hms.clinic_name)))
 
     def rules_loaded(self) -> None:
         super().rules_loaded()
@@ -143,30 +240,63 @@ class DisplayScreen(LiveScreen):
         self.relayout()
 
     def relayout(self) -> None:
-        panels = self.query_one("#panels", Container)
-        count = max(1, len(self.codes))
-        cols = max(1, min(count, self.size.width // 36))
-        panels.styles.grid_size_columns = cols
-        panels.styles.grid_size_rows = math.ceil(count / cols)
+        container = self.query_one("#panels", Container)
+        panels = list(container.query_children(DoctorPanel))
+        count = max(1, len(panels))
+        width = container.size.width or self.size.width
+        height = container.size.height or max(1, self.size.height - 3)
+        token = max((big_width(f"{self.prefixes.get(p.code, p.code)}-000") for p in panels),
+                    default=big_width("D1-000"))
+        initials = 1 if self.hms.settings.display.names == "initials" else 0
+        cols, rows = grid_shape(count, width, height, token_width=token, extra_rows=initials)
+        container.styles.grid_size_columns = cols
+        container.styles.grid_size_rows = rows
+        # The last row's panels share it whole: no hole at the end of the grid.
+        empty = cols * rows - len(panels)
+        for i, panel in enumerate(panels):
+            panel.styles.column_span = 1 + empty if i == len(panels) - 1 else 1
 
     # -- live data -----------------------------------------------------------------------------
 
     def board_changed(self, event: BoardUpdate) -> None:
         by_code = {b.code: b for b in event.board}
-        codes = [c for c in self.chosen if c in by_code] if self.chosen else [
-            b.code for b in event.board if b.active]
+        codes = [c for c in self.chosen if c in by_code and by_code[c].active] \
+            if self.chosen else [b.code for b in event.board if b.active]
         for b in event.board:
             self.rooms[b.code] = ", ".join(p for p in (b.name, b.room) if p)
+            self.names[b.code] = (b.name, b.room)
+            self.prefixes[b.code] = b.token_prefix
         if codes != self.codes:
             self.codes = codes
-            panels = self.query_one("#panels", Container)
-            panels.remove_children()
-            show_initials = self.hms.settings.display.names == "initials"
-            panels.mount_all([DoctorPanel(c, self.hms.ascii_only, show_initials) for c in codes])
-            self.relayout()
-            self.call_after_refresh(self._fill_all)
+            self.run_worker(self._sync_panels(), group="panels", exit_on_error=False)
         else:
             self._fill_all()
+
+    async def _sync_panels(self) -> None:
+        """Make the panels match ``self.codes``: remove those gone, mount the new ones in
+        place. One change at a time (a lock), each awaited, so an id is never used twice."""
+        async with self._panel_lock:
+            container = self.query_one("#panels", Container)
+            wanted = list(self.codes)
+            gone = [p for p in container.query_children(DoctorPanel) if p.code not in wanted]
+            if gone:
+                await container.remove_children(gone)
+            show_initials = self.hms.settings.display.names == "initials"
+            for i, code in enumerate(wanted):
+                present = [p.code for p in container.query_children(DoctorPanel)]
+                if code in present:
+                    continue
+                later = [p for p in container.query_children(DoctorPanel)
+                         if p.code in wanted[i + 1:]]
+                panel = DoctorPanel(code, self.hms.ascii_only, show_initials)
+                if later:
+                    await container.mount(panel, before=later[0])
+                else:
+                    await container.mount(panel)
+            self.relayout()
+            self._fill_all()
+            if self.current is not None:
+                self._highlight(self.current)
 
     def _fill_all(self) -> None:
         for code in self.codes:
@@ -181,25 +311,31 @@ class DisplayScreen(LiveScreen):
         self._fill(event.doctor, event.visits)
 
     def _fill(self, code: str, visits: tuple[Visit, ...]) -> None:
-        panels = self.query(f"#panel-{code}")
-        if not panels:
+        found = self.query(f"#panel-{code}")
+        if not found:
             return
-        panel = panels.first(DoctorPanel)
+        panel = found.first(DoctorPanel)
         serving = now_serving(visits)
         waiting = [v for v in visits if v.position is not None]
         who = ""
         if serving is not None and self.hms.settings.display.names == "initials":
             who = serving.patient_name  # the display's rows carry initials, never names
-        panel.show(self.rooms.get(code, code), serving.token or "" if serving else "",
-                   who, [str(v.token) for v in waiting[: self.hms.settings.display.next_count]])
+        upcoming = [(str(v.token), v.priority)
+                    for v in waiting[: self.hms.settings.display.next_count]]
+        panel.show(self.rooms.get(code, code), serving.token or "" if serving else "", who,
+                   upcoming, reference=f"{self.prefixes.get(code, code)}-000",
+                   emergency=serving is not None and serving.priority == Priority.EMERGENCY)
 
     def connection_changed(self) -> None:
-        live = self.hms.live.state == ConnectionState.LIVE
+        live = self.hms.live.state == ConnectionState.LIVE and not self.restarting
         panels = self.query_one("#panels")
         offline = self.query_one("#offline", Static)
         panels.display = live
         offline.display = not live
-        if not live:
+        offline.set_class(self.restarting, "restarting")
+        if self.restarting:
+            offline.update(Text("Display restarting...\none moment", justify="center"))
+        elif not live:
             last = self.hms.refreshed_at
             stamp = last.astimezone(self.hms.clinic_zone).strftime("%H:%M:%S") if last else "-"
             what = ("Connecting..." if self.hms.live.state == ConnectionState.CONNECTING
@@ -209,20 +345,24 @@ class DisplayScreen(LiveScreen):
     # -- announcements -------------------------------------------------------------------------
 
     def _announce_new_calls(self, code: str, visits: tuple[Visit, ...]) -> None:
-        calls = {(v.visit_id, v.call_count) for v in visits if v.status == Status.CALLED}
+        """Queue an announcement for every call not seen before, oldest call first."""
+        called = [v for v in visits if v.status in (Status.CALLED, Status.IN_CONSULTATION)
+                  and v.called_at is not None]
+        calls = {(v.visit_id, v.called_at) for v in called}
         seen = self.seen_calls.get(code)
         self.seen_calls[code] = (seen or set()) | calls
         if seen is None:
             return  # the first picture of this queue: nothing is new
-        for v in sorted((v for v in visits if v.status == Status.CALLED
-                         and (v.visit_id, v.call_count) not in seen),
-                        key=lambda v: v.called_at or self.hms.now()):
+        fresh = [v for v in called if (v.visit_id, v.called_at) not in seen]
+        for v in sorted(fresh, key=lambda v: (v.called_at, v.visit_id)):
             self.pending.append(Announcement(code, v.token or "", self.rooms.get(code, code),
-                                             v.call_count > 1))
-        if self.current is None:
+                                             v.call_count > 1, (v.visit_id, v.called_at)))
+        if self.current is None and self.pending:
             self._next_announcement()
 
     def _next_announcement(self) -> None:
+        """Show the next queued call; it stays up until it is done (``announce_seconds``, and
+        with a voice engine until it has been said), and only then does the next one start."""
         bar = self.query_one("#announce", Static)
         for each in self.query(DoctorPanel):
             each.remove_class("calling")
@@ -231,14 +371,35 @@ class DisplayScreen(LiveScreen):
             bar.remove_class("active")
             bar.update("")
             return
-        self.current = self.pending.popleft()
+        self.current = current = self.pending.popleft()
         arrow = ">>" if self.hms.ascii_only else "▶"
-        again = " (again)" if self.current.recall else ""
-        bar.update(Text(f"{arrow} Now calling {self.current.token}{again} - "
-                        f"{printable(self.current.where)}"))
+        again = " (again)" if current.recall else ""
+        bar.update(Text(f"{arrow} Now calling {current.token}{again} - "
+                        f"{self.text(current.where)}"))
         bar.add_class("active")
-        for panel in self.query(f"#panel-{self.current.doctor}"):
-            panel.add_class("calling")
-        if self.hms.settings.display.bell:
+        self._highlight(current)
+        self.waiting_for = {"time"}
+        if self.voice is not None:
+            self.waiting_for.add("voice")
+            name, room = self.names.get(current.doctor, (current.doctor, None))
+            self.spoken_n = self.voice.announce(voice.Announcement(
+                token=current.token, room=room or name, doctor=name, recall=current.recall,
+                key=current.key))
+        elif self.hms.settings.display.bell:
             self.app.bell()
-        self.set_timer(self.hms.settings.display.announce_seconds, self._next_announcement)
+        self.set_timer(self.hms.settings.display.announce_seconds,
+                       lambda: self._part_done("time"))
+
+    def _said(self, run: voice.AnnouncementRun) -> None:
+        """The voice engine finished a call (on the announcer's thread)."""
+        if run.n == self.spoken_n:
+            self.app.call_from_thread(self._part_done, "voice")
+
+    def _part_done(self, part: str) -> None:
+        self.waiting_for.discard(part)
+        if not self.waiting_for:
+            self._next_announcement()
+
+    def _highlight(self, announcement: Announcement) -> None:
+        for panel in self.query(f"#panel-{announcement.doctor}"):
+            panel.add_class("calling")

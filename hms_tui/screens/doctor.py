@@ -1,25 +1,34 @@
-"""The doctor's console: who is with me now, who is next, and one key per action."""
+"""The doctor's console: who is with me now, who is next, and one key per action.
+
+One patient at a time: calling while someone is still called or in consultation asks first,
+naming them (the database refuses it otherwise, so every terminal agrees); the keys act on
+the patient shown on the "Now" line. The clocks tick every second by themselves.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
+from hms_tui.domain.errors import DoctorBusy, HmsError
 from hms_tui.domain.events import BoardUpdate, QueueUpdate
-from hms_tui.domain.models import Priority, Status, Visit, now_serving
+from hms_tui.domain.models import SERVING_STATUSES, Priority, Status, Visit, now_serving
 from hms_tui.domain.textsafe import printable
 from hms_tui.domain.timefmt import minutes_since
 from hms_tui.screens.base import LiveScreen
 from hms_tui.screens.dialog import Dialog
 from hms_tui.screens.forms import TimelineDialog
-from hms_tui.screens.pickers import DoctorPicker
+from hms_tui.screens.pickers import ConfirmDialog, DoctorPicker
 from hms_tui.services.staff import Staff, StaffMember
+from hms_tui.widgets.keybar import KeyBar
 from hms_tui.widgets.queue_table import Cell, DiffTable, cell
 
 
@@ -41,7 +50,7 @@ class NoShowPicker(Dialog):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static("Requeue a no-show", classes="title")
-            yield OptionList(*[Option(Text(printable(f"{v.token}  {v.patient_name}")),
+            yield OptionList(*[Option(Text(printable(f"{v.token}  {v.patient_name} ({v.mrn})")),
                                       id=str(v.visit_id)) for v in self.visits])
             yield Static("" if self.visits else "No no-shows today.", classes="error")
 
@@ -73,16 +82,17 @@ class DoctorScreen(LiveScreen):
         super().__init__()
         self.doctor = doctor
         self.picking = False
+        self.asking = False  # a "call anyway?" question is open
 
     def compose(self) -> ComposeResult:
         yield self.title_bar("hms-tui · Doctor")
         yield Static("", id="now")
         yield DiffTable(["#", "Token", "Patient", "Priority", "Waiting", "Calls"], id="queue")
         yield Static("", id="today")
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
-        self.set_interval(1, self.show_now)
+        self.set_interval(1, self.tick)  # the clocks move without a database change
         self.query_one(DiffTable).focus()
         if self.doctor is None:
             # A doctor login linked to one doctor opens that doctor's console; else ask.
@@ -114,6 +124,10 @@ class DoctorScreen(LiveScreen):
         self.app.push_screen(DoctorPicker("Whose console is this?", self.hms.live.board), chosen)
 
     # -- what is shown -------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        self.show_now()
+        self.show_queue()  # waiting minutes (the table updates only the cells that changed)
 
     def visits(self) -> tuple[Visit, ...]:
         return self.hms.live.queues.get(self.doctor or "", ())
@@ -184,7 +198,8 @@ class DoctorScreen(LiveScreen):
 
     # -- actions -------------------------------------------------------------------------------
 
-    def act(self, fn: object, *args: object, what: str) -> None:
+    def act(self, fn: object, *args: object, what: str,
+            failed: Callable[[HmsError], object] | None = None, **kwargs: Any) -> None:
         """Run a desk action off the UI loop; the listener brings the new state. A key pressed
         again while the action is on its way does nothing."""
         if self.hms.busy("doctor-action"):
@@ -193,21 +208,62 @@ class DoctorScreen(LiveScreen):
         def done(visit: Visit) -> None:
             self.notify(printable(f"{visit.token} {what}"), markup=False, timeout=3)
 
-        self.hms.db_call(fn, *args, done=done, group="doctor-action")  # type: ignore[arg-type]
+        self.hms.db_call(fn, *args, done=done, failed=failed,  # type: ignore[arg-type]
+                         group="doctor-action", **kwargs)
 
     def _need(self, visit: Visit | None, hint: str) -> Visit | None:
         if visit is None:
             self.notify(hint, severity="warning")
         return visit
 
+    def serving(self) -> list[Visit]:
+        return [v for v in self.visits() if v.status in SERVING_STATUSES]
+
+    def _call(self, fn: Callable[..., Visit], *args: object) -> None:
+        """Call (next, or the selected patient): while someone is still with the doctor, ask
+        first, naming them; the database has the last word (another terminal may have just
+        called), and its refusal asks the same question."""
+        ahead = self.hms.rules.calls_ahead if self.hms.rules is not None else 0
+        busy = self.serving()
+
+        def ask(reason: str) -> None:
+            if self.asking:
+                return  # the question is already open (a key pressed again)
+            self.asking = True
+
+            def answered(yes: bool | None) -> None:
+                self.asking = False
+                if yes:
+                    self.act(fn, *args, what="called", force=True)
+
+            self.app.push_screen(ConfirmDialog(reason, "y", "Call anyway"), answered)
+
+        def refused(exc: HmsError) -> None:
+            if isinstance(exc, DoctorBusy):
+                ask(f"{exc}.")
+            else:
+                self.notify(printable(str(exc)), severity="error", timeout=8, markup=False)
+
+        if len(busy) > ahead:
+            who = ", ".join(f"{v.token} {v.patient_name} ({v.mrn}, "
+                            f"{'called' if v.status == Status.CALLED else 'in consultation'})"
+                            for v in busy)
+            ask(f"Still with you: {who}. Call another patient anyway?")
+            return
+        self.act(fn, *args, what="called", failed=refused)
+
     def action_call_next(self) -> None:
         if self.doctor:
-            self.act(self.hms.desk.call_next, self.doctor, what="called")
+            self._call(self.hms.desk.call_next, self.doctor)
 
     def action_call_selected(self) -> None:
         visit = self._need(self.selected(), "Select a waiting patient to call out of turn.")
         if visit is not None:
-            self.act(self.hms.desk.call, visit.visit_id, what="called")
+            if visit.status != Status.WAITING:
+                self.notify(printable(f"{visit.token} is {visit.status.value}, not waiting."),
+                            severity="warning", markup=False)
+                return
+            self._call(self.hms.desk.call, visit.visit_id)
 
     def action_recall(self) -> None:
         visit = self._need(self.current(), "Nobody has been called.")

@@ -1,9 +1,9 @@
-"""Form dialogs: register a patient, bill a visit, void a bill, a receipt, a visit timeline."""
+"""Form dialogs: bill a visit, void a bill, a receipt, a visit timeline. (Registering and
+correcting a patient: ``patients.py``.)"""
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
 from decimal import Decimal
 
 from rich.text import Text
@@ -14,75 +14,14 @@ from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from hms_tui.domain import validation
 from hms_tui.domain.errors import HmsError
-from hms_tui.domain.models import Bill, Patient, TimelineEntry, Visit
+from hms_tui.domain.models import Bill, TimelineEntry, Visit
 from hms_tui.domain.textsafe import printable
 from hms_tui.domain.timefmt import duration
-from hms_tui.screens.dialog import Dialog, FormDialog
+from hms_tui.screens.dialog import Check, Dialog, FormDialog
+from hms_tui.screens.pickers import ConfirmDialog
 from hms_tui.services.receipt import format_receipt, print_receipt, save_receipt
 from hms_tui.widgets.queue_table import cell
 from hms_tui.widgets.text_input import TextInput
-
-
-class RegisterDialog(FormDialog):
-    """Register a patient; every field is checked here with the same rules the database
-    enforces, and each error appears under its field. Returns the new Patient."""
-
-    BINDINGS = [Binding("escape", "close", "Cancel"), Binding("ctrl+s", "save", "Save")]
-
-    def __init__(self, name: str = "") -> None:
-        super().__init__()
-        self.initial_name = name
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static("Register a new patient", classes="title")
-            for field, label, hint, length in (
-                ("name", "Name", "Full name, as written", validation.NAME_MAX),
-                ("phone", "Phone", "Optional: digits, spaces, -, leading +", 21),
-                ("dob", "Date of birth", "Optional: YYYY-MM-DD", 10),
-            ):
-                with Horizontal():
-                    yield Label(label)
-                    yield TextInput(placeholder=hint, id=field, max_length=length)
-                yield Static("", id=f"{field}-error", classes="field-error")
-            yield Static("", classes="error")
-            yield Static(Text("Enter next field / save · ctrl+s save · Esc cancel", style="dim"))
-        yield Footer()
-
-    def on_mount(self) -> None:
-        name = self.query_one("#name", Input)
-        name.value = self.initial_name
-        name.focus()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "dob":
-            self.action_save()
-        else:
-            self.focus_next()
-
-    def action_save(self) -> None:
-        values = {f: self.query_one(f"#{f}", Input).value for f in ("name", "phone", "dob")}
-        checks: dict[str, Callable[[], object]] = {
-            "name": lambda: validation.person_name(values["name"]),
-            "phone": lambda: validation.phone(values["phone"]),
-            "dob": lambda: validation.birth_date(values["dob"]),
-        }
-        ok = True
-        for field, check in checks.items():
-            message = ""
-            try:
-                check()
-            except HmsError as exc:
-                message, ok = str(exc), False
-            self.query_one(f"#{field}-error", Static).update(Text(printable(message)))
-        if not ok:
-            return
-        self.show_error("Saving...")
-        self.hms.db_call(self.hms.desk.add_patient, values["name"], values["phone"] or None,
-                         values["dob"] or None, done=self._saved, failed=self.fail)
-
-    def _saved(self, patient: Patient) -> None:
-        self.dismiss(patient)
 
 
 class BillDialog(FormDialog):
@@ -99,24 +38,24 @@ class BillDialog(FormDialog):
         Binding("ctrl+d", "drop_line", "Remove last line", priority=True),
     ]
 
-    def __init__(self, visit: Visit) -> None:
+    def __init__(self, visit: Visit, who: str = "") -> None:
         super().__init__()
         self.visit = visit
+        self.who = who or f"{visit.token or 'visit'} {visit.patient_name} ({visit.mrn})"
         self.items: list[tuple[str, Decimal]] = []
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(Text(printable(f"Bill for {self.visit.token or 'visit'} "
-                                        f"{self.visit.patient_name} · {self.visit.doctor_name}")),
+            yield Static(Text(printable(f"Bill for {self.who} · {self.visit.doctor_name}")),
                          classes="title")
             yield DataTable(cursor_type="none", id="lines")
             with Horizontal():
                 yield Label("Item")
                 yield TextInput(placeholder="e.g. Consultation", id="desc",
-                            max_length=validation.ITEM_MAX)
+                                max_length=validation.ITEM_MAX, label="the item")
             with Horizontal():
                 yield Label("Amount")
-                yield TextInput(placeholder="e.g. 500 or 120.50", id="amount", max_length=12)
+                yield TextInput(placeholder="e.g. 500 or 120.50", id="amount", label="the amount")
             yield Static("", id="total")
             yield Static("", classes="error")
             yield Static(Text("Enter add line · ctrl+s issue · ctrl+d remove last · Esc cancel",
@@ -134,14 +73,23 @@ class BillDialog(FormDialog):
             Text(f"Total {total:.2f} · {len(self.items)} line(s)", style="bold"))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "desc":
-            self.query_one("#amount", Input).focus()
-            return
+        event.stop()
+        event.prevent_default()  # this form's Enter: add the line (not FormDialog's)
         desc, amount = self.query_one("#desc", Input), self.query_one("#amount", Input)
+        if event.input.id == "desc":
+            try:
+                validation.clean_text(desc.value, "the item", validation.ITEM_MAX)
+            except HmsError as exc:
+                self.fail(exc)
+                return
+            self.show_error("")
+            amount.focus()
+            return
         try:
             item = validation.bill_item(f"{desc.value}={amount.value}")
         except HmsError as exc:
             self.fail(exc)
+            (desc if not desc.value.strip() else amount).focus()
             return
         if len(self.items) >= validation.BILL_ITEMS_MAX:
             self.show_error(f"A bill has at most {validation.BILL_ITEMS_MAX} lines.")
@@ -166,6 +114,12 @@ class BillDialog(FormDialog):
     def action_issue(self) -> None:
         if self.hms.busy("bill"):
             return
+        desc, amount = self.query_one("#desc", Input), self.query_one("#amount", Input)
+        if desc.value.strip() or amount.value.strip():
+            # A half-typed line is never dropped on the way to the bill.
+            self.show_error("Finish the line being typed (Enter adds it) or clear it first.")
+            (amount if desc.value.strip() else desc).focus()
+            return
         if not self.items:
             self.show_error("Add at least one line (item, then amount, then Enter).")
             return
@@ -175,30 +129,51 @@ class BillDialog(FormDialog):
 
 
 class VoidBillDialog(FormDialog):
-    """Void a bill by number, with a reason. Returns the voided Bill."""
-
+    """Void a bill by number, with a reason; the bill is read and shown first, and voided
+    only once confirmed. Returns the voided Bill."""
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static("Void a bill (its number stays used)", classes="title")
             with Horizontal():
                 yield Label("Bill")
-                yield TextInput(placeholder="B-2026-0001", id="bill", max_length=40)
+                yield TextInput(placeholder="B-2026-0001", id="bill", max_length=40,
+                                label="the bill number")
+            yield Static("", id="bill-error", classes="field-error")
             with Horizontal():
                 yield Label("Reason")
                 yield TextInput(placeholder="Required", id="reason",
-                            max_length=validation.REASON_MAX)
+                                max_length=validation.REASON_MAX, label="the reason")
+            yield Static("", id="reason-error", classes="field-error")
             yield Static("", classes="error")
         yield Footer()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "bill":
-            self.query_one("#reason", Input).focus()
+    def checks(self) -> dict[str, Check]:
+        return {"bill": lambda t: validation.clean_text(t, "bill number", 40),
+                "reason": lambda t: validation.clean_text(t, "reason", validation.REASON_MAX)}
+
+    def action_save(self) -> None:
+        if not self.check_fields():
             return
-        bill = self.query_one("#bill", Input).value
-        reason = self.query_one("#reason", Input).value
-        self.hms.db_call(self.hms.desk.void_bill, bill, reason, done=self.dismiss,
+        self.show_error("Finding the bill...")
+        self.hms.db_call(self.hms.desk.bill, self.value("bill"), done=self._confirm,
                          failed=self.fail)
+
+    def _confirm(self, bill: Bill) -> None:
+        self.show_error("")
+        if bill.status == "VOID":
+            self.show_error(f"{bill.bill_number} is void already.")
+            return
+        what = (f"Void {bill.bill_number}: {bill.patient_name} ({bill.mrn}), "
+                f"{bill.token or ''} {bill.doctor_name}, total {bill.total:.2f}?")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.show_error("Voiding...")
+                self.hms.db_call(self.hms.desk.void_bill, bill.bill_number, self.value("reason"),
+                                 done=self.dismiss, failed=self.fail)
+
+        self.app.push_screen(ConfirmDialog(what, "v", "Void it"), answered)
 
 
 class ReceiptDialog(Dialog):

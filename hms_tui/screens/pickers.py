@@ -1,9 +1,11 @@
-"""Small modal dialogs: check in, pick a doctor, pick a priority, give a reason, confirm."""
+"""Small modal dialogs: check in, pick a doctor, pick a priority, give a reason, confirm.
+
+Each names what it acts on: the patient by name, MRN and age, the visit by its token."""
 
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -18,8 +20,6 @@ from hms_tui.domain.textsafe import printable
 from hms_tui.screens.dialog import Dialog
 from hms_tui.widgets.text_input import TextInput
 
-if TYPE_CHECKING:
-    pass
 
 def doctor_option(b: DoctorBoard) -> Option:
     room = f", {b.room}" if b.room else ""
@@ -39,11 +39,11 @@ class CheckinDialog(Dialog):
         Binding("e", "priority('EMERGENCY')", "Emergency"),
     ]
 
-    def __init__(self, patient_id: int, patient_name: str, board: tuple[DoctorBoard, ...],
+    def __init__(self, patient_id: int, who: str, board: tuple[DoctorBoard, ...],
                  preselect: str | None) -> None:
         super().__init__()
         self.patient_id = patient_id
-        self.patient_name = patient_name
+        self.patient_name = who  # 'Kumar, Anil (M000231, 54 y)'
         self.board = [b for b in board if b.active]
         self.preselect = preselect
         self.priority = Priority.NORMAL
@@ -110,14 +110,14 @@ class DoctorPicker(Dialog):
 
 class PriorityPicker(Dialog):
 
-    def __init__(self, visit: Visit) -> None:
+    def __init__(self, visit: Visit, who: str = "") -> None:
         super().__init__()
         self.visit = visit
+        self.who = who or f"{visit.token} {visit.patient_name} ({visit.mrn})"
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(Text(printable(f"Priority of {self.visit.token} "
-                                        f"{self.visit.patient_name}")), classes="title")
+            yield Static(Text(printable(f"Priority of {self.who}")), classes="title")
             yield OptionList(*[Option(p.value, id=p.value) for p in Priority])
         yield Footer()
 
@@ -157,3 +157,53 @@ class ReasonDialog(Dialog):
             self.fail(exc)
             return
         self.dismiss(text)
+
+
+class ChoiceDialog(Dialog):
+    """A question naming what it acts on, and its answers, each with a key: ``choices`` are
+    (key, label, value). The first line, the default, is always "Esc  No, leave it": Enter
+    alone changes nothing, and the key that opened the dialog, pressed again, does nothing.
+    Returns the chosen value, or None."""
+
+    def __init__(self, question: str, choices: list[tuple[str, str, str]],
+                 detail: str = "") -> None:
+        super().__init__()
+        self.question = question
+        self.choices = choices
+        self.detail = detail
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text(printable(self.question)), classes="title")
+            if self.detail:
+                yield Static(Text(printable(self.detail)))
+            yield OptionList(Option(Text("Esc  No, leave it"), id=""),
+                             *[Option(Text(f"{key}  {label}", style="bold"), id=value)
+                               for key, label, value in self.choices])
+            yield Static("", classes="error")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        options = self.query_one(OptionList)
+        options.highlighted = 0
+        options.focus()
+
+    def on_key(self, event: object) -> None:
+        key = getattr(event, "key", "")
+        for choice_key, _label, value in self.choices:
+            if key == choice_key:
+                self.dismiss(value)
+                return
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id or None)
+
+
+class ConfirmDialog(ChoiceDialog):
+    """'Void B-2026-0001 ...?': one way to say yes (``key``). Returns True or None."""
+
+    def __init__(self, question: str, key: str, verb: str, detail: str = "") -> None:
+        super().__init__(question, [(key, verb, "yes")], detail)
+
+    def dismiss(self, result: object = None) -> Any:
+        return super().dismiss(True if result == "yes" else None)

@@ -2,30 +2,46 @@
 
 Typing goes straight into the search; Enter opens the check-in with the last-used doctor
 preselected; Enter again confirms. Three keystrokes for a returning walk-in.
+
+Enter acts on exactly what the text typed finds, never on rows left from an earlier search: a
+barcode scanner or a paste types an MRN and Enter within milliseconds, long before the search
+for it has answered. So Enter waits for the answer to the text in the box (and an exact MRN
+or phone match goes straight to that patient); an empty box does nothing; a search that
+failed (an outage) forgets the Enter, so nothing typed meanwhile fires later.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
-from hms_tui.domain.events import BoardUpdate, QueueUpdate
+from hms_tui.domain.errors import HmsError
+from hms_tui.domain.events import BillUpdate, BoardUpdate, QueueUpdate, Refreshed
 from hms_tui.domain.models import Bill, Patient, PatientMatch, Priority, Visit
 from hms_tui.domain.textsafe import printable
 from hms_tui.domain.timefmt import minutes_since
 from hms_tui.screens.base import LiveScreen
-from hms_tui.screens.forms import BillDialog, ReceiptDialog, RegisterDialog, VoidBillDialog
+from hms_tui.screens.forms import BillDialog, ReceiptDialog, VoidBillDialog
+from hms_tui.screens.patients import AnyPatient, RegisterDialog, label_of
 from hms_tui.screens.pickers import CheckinDialog, DoctorPicker, PriorityPicker, ReasonDialog
 from hms_tui.widgets.bigtext import BigText
-from hms_tui.widgets.queue_table import DiffTable, cell
+from hms_tui.widgets.keybar import KeyBar
+from hms_tui.widgets.queue_table import DiffTable, cell, short_cell
 from hms_tui.widgets.text_input import TextInput
 
 SEARCH_DEBOUNCE = 0.15
+REFRESH_SEARCH_EVERY = 1.0  # the list is read again after changes at most this often
+QUEUE_TICK = 1.0  # seconds between redraws of the waiting minutes (only changed cells)
+NAME_CELLS = 24  # a queue row shows this much of a name (the dialogs show it whole)
+VISIT_ACTIONS = ("cancel_visit", "transfer", "priority")
+QUEUE_COLUMNS = ["#", "Token", "Priority", "Patient", "Waited", "Est"]
+PRI_COL, PATIENT_COL = 2, 3
 
 
 def queue_row(v: Visit, now: datetime) -> tuple[str, list[Text | str]]:
@@ -33,8 +49,29 @@ def queue_row(v: Visit, now: datetime) -> tuple[str, list[Text | str]]:
                                                           "IN_CONSULTATION" else "called")
     prio = "" if v.priority == Priority.NORMAL else v.priority.value
     est = f"~{v.wait_minutes}m" if v.wait_minutes is not None else ""
-    return str(v.visit_id), [pos, cell(v.token, "bold"), cell(v.patient_name),
-                             cell(prio, "bold red"), minutes_since(v.checked_in_at, now), est]
+    # Priority before the name: a long name must never push it off a narrow screen.
+    return str(v.visit_id), [pos, cell(v.token, "bold"), cell(prio, "bold red"),
+                             short_cell(v.patient_name, NAME_CELLS),
+                             minutes_since(v.checked_in_at, now), est]
+
+
+def digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+def exact_match(text: str, found: list[PatientMatch]) -> PatientMatch | None:
+    """The one patient an MRN or a whole phone number names (what a scanner or a paste
+    types), else None."""
+    wanted = text.strip().lower()
+    by_mrn = [p for p in found if p.mrn.lower() == wanted]
+    if len(by_mrn) == 1:
+        return by_mrn[0]
+    number = digits(text)
+    if len(number) >= 6 and re.fullmatch(r"[\d\s+-]+", text.strip()):
+        by_phone = [p for p in found if p.phone and digits(p.phone) == number]
+        if len(by_phone) == 1:
+            return by_phone[0]
+    return None
 
 
 class ReceptionScreen(LiveScreen):
@@ -45,11 +82,12 @@ class ReceptionScreen(LiveScreen):
         Binding("f4", "checkin", "Check in"),
         Binding("f5", "bill", "Bill"),
         Binding("f6", "void_bill", "Void bill"),
-        Binding("c", "cancel_visit", "Cancel visit"),
+        Binding("f7", "other_doctor(-1)", "Doctor"),
+        Binding("f8", "other_doctor(1)", "Doctor"),
+        Binding("f9", "edit_patient", "Edit patient"),
+        Binding("c", "cancel_visit", "Cancel"),
         Binding("t", "transfer", "Transfer"),
         Binding("p", "priority", "Priority"),
-        Binding("f7", "other_doctor(-1)", "Prev doctor", show=False),
-        Binding("f8", "other_doctor(1)", "Next doctor", show=False),
         Binding("escape", "focus_search", "Find", show=False),
         Binding("ctrl+q", "app.quit", "Quit"),
     ]
@@ -75,6 +113,9 @@ class ReceptionScreen(LiveScreen):
         self.last_doctor: str | None = None  # preselected at the next check-in
         self.last_visit: Visit | None = None
         self.matches: dict[str, PatientMatch] = {}
+        self.shown_query: str | None = None  # the text whose results the table shows
+        self.pending_enter: str | None = None  # Enter pressed for this text, not answered yet
+        self.picked = False  # the person moved the cursor in these results (arrows)
 
     def compose(self) -> ComposeResult:
         label = self.hms.settings.terminal.label or ""
@@ -84,7 +125,7 @@ class ReceptionScreen(LiveScreen):
                 with Vertical(id="find", classes="box") as find:
                     find.border_title = "Find or register (F2)"
                     yield TextInput(placeholder="name, MRN or phone · F3 new patient",
-                                id="search", max_length=100)
+                                    id="search", max_length=100, label="the search")
                     yield DiffTable(["MRN", "Name", "Phone", "Age", "Today"], id="results")
                 with Vertical(id="last", classes="box") as last:
                     last.border_title = "Last check-in"
@@ -95,16 +136,15 @@ class ReceptionScreen(LiveScreen):
                     board.border_title = "Queues today"
                     yield DiffTable(["Dr", "Name", "Room", "Serving", "Wait"], id="board")
                 with Vertical(id="queue-box", classes="box"):
-                    yield DiffTable(["#", "Token", "Patient", "Pri", "Waited", "Est"],
-                                    id="queue")
-        yield Footer()
+                    yield DiffTable(QUEUE_COLUMNS, id="queue")
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#search", Input).focus()
         if self.hms.live.board:
             self.board_changed(BoardUpdate(self.hms.live.board, "initial"))
         self.run_search()
-        self.set_interval(30, self.redraw_queue)  # waiting minutes tick on
+        self.set_interval(QUEUE_TICK, self.redraw_queue)  # waiting minutes tick on
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -122,31 +162,82 @@ class ReceptionScreen(LiveScreen):
                 return v
         return None
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Keys for the selected visit work when the queue has the focus (a letter typed in
+        the search is text): elsewhere they are shown dimmed."""
+        if action in VISIT_ACTIONS:
+            return True if self.table("queue").has_focus else None
+        return True
+
     # -- search --------------------------------------------------------------------------------
+
+    def search_text(self) -> str:
+        return self.query_one("#search", Input).value
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "search":
             self.run_search()
 
-    def run_search(self) -> None:
+    def run_search(self, delay: float = SEARCH_DEBOUNCE) -> None:
         """Search for what the box holds; a newer search supersedes this one (typing on)."""
-        text = self.query_one("#search", Input).value
-        self.hms.db_call(self.hms.desk.search_patients, text, 50, done=self._show_matches,
-                         group="search", exclusive=True, delay=SEARCH_DEBOUNCE)
+        text = self.search_text()
+        self.hms.db_call(self.hms.desk.search_patients, text, 50,
+                         done=lambda found: self._show_matches(text, found),
+                         failed=lambda exc: self._search_failed(text, exc),
+                         group="search", exclusive=True, delay=delay)
 
-    def _show_matches(self, found: list[PatientMatch]) -> None:
+    def _show_matches(self, text: str, found: list[PatientMatch]) -> None:
+        new_query = text != self.shown_query
+        self.shown_query = text
         self.matches = {str(p.id): p for p in found}
         results = self.table("results")
         results.sync([
             (str(p.id), [cell(p.mrn), cell(p.name, "bold"), cell(p.phone),
                          "" if p.age is None else str(p.age), cell(p.active_visits)])
             for p in found])
-        if found:
+        self.query_one("#find").border_subtitle = None
+        if found and new_query:
             results.move_cursor(row=0, animate=False)  # a new search: the best match first
+            self.picked = False
+        if self.pending_enter is not None and self.pending_enter == text == self.search_text():
+            self.pending_enter = None
+            self._enter_on_results(text)
+
+    def _search_failed(self, text: str, exc: HmsError) -> None:
+        """The search did not answer: show no rows that belong to another text, and forget
+        an Enter waiting for it (it must not fire later on whatever is shown then)."""
+        if text != self.search_text():
+            return
+        dropped = self.pending_enter is not None
+        self.pending_enter = None
+        self.shown_query = None
+        self.matches = {}
+        self.table("results").sync([])
+        self.query_one("#find").border_subtitle = Text("search failed", style="bold red")
+        what = " Enter was not acted on." if dropped else ""
+        self.notify(printable(f"Search failed: {exc}.{what}"), severity="error", timeout=8,
+                    markup=False)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "search":
-            self.action_checkin()
+        if event.input.id != "search":
+            return
+        text = event.value
+        if not text.strip() and not (self.picked and self.shown_query == text):
+            return  # nothing typed and nothing picked: nothing to act on
+        if self.shown_query == text:
+            self._enter_on_results(text)
+        else:
+            self.pending_enter = text  # acted on when this text's results arrive
+            self.run_search(delay=0)
+
+    def _enter_on_results(self, text: str) -> None:
+        found = list(self.matches.values())
+        patient = exact_match(text, found) or self.selected_patient()
+        if patient is None:
+            self.notify(printable(f"No patient matches {text.strip()!r}. F3 registers one."),
+                        severity="warning", markup=False)
+            return
+        self.open_checkin(patient)
 
     def on_key(self, event: object) -> None:
         key = getattr(event, "key", "")
@@ -154,22 +245,40 @@ class ReceptionScreen(LiveScreen):
         if search.has_focus and key in ("down", "up"):
             results = self.table("results")
             results.action_cursor_down() if key == "down" else results.action_cursor_up()
+            self.picked = True
 
     def action_focus_search(self) -> None:
         self.query_one("#search", Input).focus()
 
+    def refreshed(self, event: Refreshed) -> None:
+        """After every read round (a change anywhere, the backup poll): the patient list is
+        read again (at most every REFRESH_SEARCH_EVERY), so recent patients and their visits of
+        today stay live."""
+
+        def again() -> None:
+            if self.pending_enter is None and self.is_attached:
+                self.run_search(delay=0)
+
+        self.hms.throttle(f"search-{id(self)}", REFRESH_SEARCH_EVERY, again)
+
     # -- check in and register -----------------------------------------------------------------
 
     def action_checkin(self) -> None:
-        patient = self.selected_patient()
+        """F4: what Enter in the search does, from anywhere."""
+        text = self.search_text()
+        if text.strip() and self.shown_query != text:
+            self.pending_enter = text
+            self.run_search(delay=0)
+            return
+        patient = self.selected_patient() if text.strip() or self.picked else None
         if patient is None:
             self.notify("Find a patient first (or F3 to register one).", severity="warning")
             return
-        self.open_checkin(patient.id, patient.name)
+        self.open_checkin(patient)
 
-    def open_checkin(self, patient_id: int, name: str) -> None:
-        dialog = CheckinDialog(patient_id, name, self.hms.live.board,
-                               self.last_doctor or self.doctor)
+    def open_checkin(self, patient: AnyPatient) -> None:
+        dialog = CheckinDialog(patient.id, label_of(patient, self.hms.now().date()),
+                               self.hms.live.board, self.last_doctor or self.doctor)
         self.app.push_screen(dialog, self._checked_in)
 
     def _checked_in(self, visit: Visit | None) -> None:
@@ -195,22 +304,47 @@ class ReceptionScreen(LiveScreen):
         self.query_one("#last-detail", Static).update(Text(f"{first}\n{second}"))
 
     def action_register(self) -> None:
-        text = self.query_one("#search", Input).value
+        text = self.search_text()
         prefill = "" if any(ch.isdigit() for ch in text) else text
         self.app.push_screen(RegisterDialog(prefill), self._registered)
 
-    def _registered(self, patient: Patient | None) -> None:
-        if patient is not None:
+    def _registered(self, patient: Patient | PatientMatch | None) -> None:
+        if isinstance(patient, Patient):
             self.notify(printable(f"Registered {patient.name} ({patient.mrn})"), markup=False)
-            self.open_checkin(patient.id, patient.name)
+        if patient is not None:
+            self.open_checkin(patient)
+
+    def action_edit_patient(self) -> None:
+        """Correct the selected patient: the queue's selected visit when the queue has the
+        focus, else the selected search result."""
+        if self.table("queue").has_focus:
+            visit = self.selected_visit()
+            if visit is not None:
+                self.hms.db_call(self.hms.desk.patient, visit.patient_id,
+                                 done=lambda p: self.app.push_screen(
+                                     RegisterDialog(patient=p), self._edited))
+                return
+        patient = self.selected_patient()
+        if patient is None:
+            self.notify("Select a patient (search) or a visit (queue) to correct.",
+                        severity="warning")
+            return
+        self.app.push_screen(RegisterDialog(patient=patient), self._edited)
+
+    def _edited(self, patient: Patient | PatientMatch | None) -> None:
+        if patient is not None:
+            self.notify(printable(f"Saved {patient.name} ({patient.mrn})"), markup=False)
+            self.run_search(delay=0)
 
     # -- queues --------------------------------------------------------------------------------
 
     def board_changed(self, event: BoardUpdate) -> None:
+        # Doctors taking patients, and any doctor who still has patients today (a doctor
+        # deactivated with patients waiting must not make them vanish from reception).
         self.table("board").sync([
-            (b.code, [cell(b.code, "bold"), cell(b.name), cell(b.room), cell(b.serving),
-                      str(b.waiting)])
-            for b in event.board if b.active])
+            (b.code, [cell(b.code, "bold"), cell(b.name if b.active else f"{b.name} (off)"),
+                      cell(b.room), cell(b.serving), str(b.waiting)])
+            for b in event.board if b.active or b.waiting or b.serving])
         if self.doctor is None and event.board:
             self.show_doctor(event.board[0].code)
 
@@ -223,9 +357,14 @@ class ReceptionScreen(LiveScreen):
                 self.last_visit = fresh
                 self.show_last_checkin(fresh)
 
+    def bills_changed(self, event: BillUpdate) -> None:
+        """Nothing shown here depends on bills."""
+
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "board" and event.row_key.value:
             self.show_doctor(str(event.row_key.value))
+        elif event.data_table.id == "results" and event.data_table.has_focus:
+            self.picked = True  # arrows in the results table itself
 
     def show_doctor(self, code: str) -> None:
         if code != self.doctor:
@@ -242,7 +381,7 @@ class ReceptionScreen(LiveScreen):
         self.table("queue").sync([queue_row(v, now) for v in visits])
 
     def action_other_doctor(self, step: int) -> None:
-        codes = [b.code for b in self.hms.live.board if b.active]
+        codes = [b.code for b in self.hms.live.board if b.active or b.waiting or b.serving]
         if codes:
             i = codes.index(self.doctor) if self.doctor in codes else 0
             self.show_doctor(codes[(i + step) % len(codes)])
@@ -258,6 +397,15 @@ class ReceptionScreen(LiveScreen):
                         severity="warning")
         return visit
 
+    def _with_patient(self, visit: Visit, then: object) -> None:
+        """Open a dialog about ``visit`` once its patient is read: every dialog names the
+        patient it acts on by name, MRN and age."""
+
+        def got(patient: Patient) -> None:
+            then(f"{visit.token} {label_of(patient, self.hms.now().date())}")  # type: ignore[operator]
+
+        self.hms.db_call(self.hms.desk.patient, visit.patient_id, done=got)
+
     def action_cancel_visit(self) -> None:
         visit = self._visit_or_warn()
         if visit is None:
@@ -268,8 +416,8 @@ class ReceptionScreen(LiveScreen):
                 self.hms.db_call(self.hms.desk.cancel, visit.visit_id, reason or None,
                                  done=lambda v: self.notify(f"{v.token} cancelled"))
 
-        self.app.push_screen(ReasonDialog(f"Cancel {visit.token} {visit.patient_name}?",
-                                          required=False), confirmed)
+        self._with_patient(visit, lambda who: self.app.push_screen(
+            ReasonDialog(f"Cancel {who}?", required=False), confirmed))
 
     def action_transfer(self) -> None:
         visit = self._visit_or_warn()
@@ -281,8 +429,9 @@ class ReceptionScreen(LiveScreen):
                 self.hms.db_call(self.hms.desk.transfer, visit.visit_id, code,
                                  done=self._transferred)
 
-        self.app.push_screen(DoctorPicker(f"Transfer {visit.token} {visit.patient_name} to",
-                                          self.hms.live.board, exclude=visit.doctor), picked)
+        self._with_patient(visit, lambda who: self.app.push_screen(
+            DoctorPicker(f"Transfer {who} to", self.hms.live.board, exclude=visit.doctor),
+            picked))
 
     def _transferred(self, visit: Visit) -> None:
         self.notify(printable(f"Transferred: new token {visit.token} with {visit.doctor_name}"),
@@ -300,7 +449,8 @@ class ReceptionScreen(LiveScreen):
             if level:
                 self.hms.db_call(self.hms.desk.set_priority, visit.visit_id, level)
 
-        self.app.push_screen(PriorityPicker(visit), picked)
+        self._with_patient(visit, lambda who: self.app.push_screen(
+            PriorityPicker(visit, who), picked))
 
     def action_bill(self) -> None:
         visit = self.selected_visit() if self.table("queue").has_focus else None
@@ -309,7 +459,8 @@ class ReceptionScreen(LiveScreen):
             self.notify("Select a visit in the queue (or check one in) to bill it.",
                         severity="warning")
             return
-        self.app.push_screen(BillDialog(visit), self._billed)
+        self._with_patient(visit, lambda who: self.app.push_screen(BillDialog(visit, who),
+                                                                   self._billed))
 
     def _billed(self, bill: Bill | None) -> None:
         if bill is not None:

@@ -10,7 +10,7 @@ from textual.widgets import Footer, Label, Static
 
 from hms_tui.domain.errors import HmsError, InvalidInput
 from hms_tui.domain.textsafe import printable
-from hms_tui.screens.dialog import FormDialog
+from hms_tui.screens.dialog import Check, FormDialog
 from hms_tui.services.staff import ROLES, Staff, StaffMember, check_login, check_password, check_role
 from hms_tui.widgets.text_input import TextInput
 
@@ -33,18 +33,26 @@ class StaffDialog(FormDialog):
             ):
                 with Horizontal():
                     yield Label(label)
-                    yield TextInput(placeholder=hint, id=field, password=secret)
+                    yield TextInput(placeholder=hint, id=field, password=secret,
+                                    label=label.lower())
             yield Static("", classes="error")
             yield Static(Text("Enter next · ctrl+s save · Esc cancel", style="dim"))
         yield Footer()
 
-    def on_input_submitted(self, event: TextInput.Submitted) -> None:
-        if event.input.id == "repeat":
-            self.action_save()
-        else:
-            self.focus_next()
+    def checks(self) -> dict[str, Check]:
+        """Each field on Enter, all on save: the error shown, the focus on the first bad one."""
+        return {"login": check_login, "role": check_role,
+                "password": lambda t: check_password(t) if t else None,
+                "repeat": self._check_repeat}
+
+    def _check_repeat(self, text: str) -> None:
+        if text != self.value("password"):
+            raise InvalidInput("the two passwords differ")
 
     def action_save(self) -> None:
+        if not self.check_fields():
+            return
+        self.show_error("")
         values = {f: self.query_one(f"#{f}", TextInput).value
                   for f in ("login", "role", "doctors", "password", "repeat")}
         try:

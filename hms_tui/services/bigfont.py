@@ -1,8 +1,7 @@
-"""The big-token font as plain rows of characters, for paper and other non-Textual output.
+"""The big-token font as plain rows of characters: one font for paper and screens.
 
-Same 5-row glyphs as the screens' ``widgets/bigtext.py`` (which imports Textual, so slips cannot
-use it): a slip shows the token exactly as the display draws it. A later clean-up can make the
-widget import ``render_big`` from here.
+The slips print it (``services/slips.py``) and the screens' ``widgets/bigtext.py`` draws it,
+so a slip shows the token exactly as the display does.
 """
 
 from __future__ import annotations

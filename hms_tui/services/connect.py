@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import getpass
 import os
+import re
 import socket
+from typing import Any
 
 import psycopg
 from psycopg import conninfo as pg_conninfo
@@ -12,8 +15,14 @@ from hms_tui.config import DATABASE_URL_ENV, Settings
 from hms_tui.db import migrate
 from hms_tui.db.connection import Database, first_line
 from hms_tui.db.embedded import EmbeddedServer
-from hms_tui.domain.errors import ConfigError
+from hms_tui.domain.errors import ConfigError, DatabaseUnavailable, LoginFailed
 from hms_tui.domain.validation import FORBIDDEN_CHARS, LABEL_MAX
+
+# What the server says when it refuses the login itself (the server is up: not an outage).
+LOGIN_REFUSED = re.compile(
+    r'role "[^"]*" does not exist|password authentication failed|no password supplied'
+    r"|authentication failed|pg_hba\.conf|is not permitted to log in"
+    r"|permission denied for database|certificate authentication failed")
 
 
 def terminal_label(settings: Settings) -> str:
@@ -47,9 +56,24 @@ def open_database(settings: Settings, *, upgrade: bool = False) -> Database:
         server = EmbeddedServer(settings.database.embedded_dir)
         db = Database(server.start(), terminal=label, embedded=server)
         upgrade = True
-    with db.connect() as conn:
+    with first_connection(db) as conn:
         if upgrade:
             migrate.upgrade(conn)
         else:
             migrate.check_version(conn)
     return db
+
+
+def first_connection(db: Database) -> psycopg.Connection[Any]:
+    """The first connection, with a refused login told apart from an unreachable server:
+    'login refused' (exit 6) is fixed by the login, 'database unavailable' (8) by waiting."""
+    try:
+        return db.connect()
+    except DatabaseUnavailable as exc:
+        found = LOGIN_REFUSED.search(str(exc))
+        if found is None:
+            raise
+        who = db.params().get("user") or os.environ.get("PGUSER") or getpass.getuser()
+        raise LoginFailed(f"the database refused the login {who!r} ({found.group()}); check "
+                          "the login (PGUSER or the URL) and its password (~/.pgpass or "
+                          "PGPASSWORD)") from None

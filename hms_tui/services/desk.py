@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from hms_tui.db.connection import Database, Row
 from hms_tui.domain import validation as v
-from hms_tui.domain.errors import InvalidInput, NotFound
+from hms_tui.domain.errors import DuplicatePatient, InvalidInput, NotFound
 from hms_tui.domain.models import (
     AuditEntry,
     Bill,
@@ -139,12 +139,42 @@ class Desk:
     # -- patients ------------------------------------------------------------------------------
 
     def add_patient(
-        self, name: str, phone: str | None = None, birth_date: str | date | None = None
+        self, name: str, phone: str | None = None, birth_date: str | date | None = None, *,
+        allow_duplicate: bool = False,
     ) -> Patient:
+        """Register a patient. Someone whose name and date of birth, or phone, match a patient
+        already registered is refused with ``DuplicatePatient`` listing the matches, unless
+        ``allow_duplicate`` (the person at the desk has checked: it is someone else)."""
+        clean_name, clean_phone, dob = v.person_name(name), v.phone(phone), v.birth_date(birth_date)
+        try:
+            row = self._one("SELECT * FROM hms.add_patient(%(name)s, %(phone)s, %(dob)s,"
+                            " %(allow)s)", {"name": clean_name, "phone": clean_phone, "dob": dob,
+                                            "allow": allow_duplicate})
+        except DuplicatePatient as exc:
+            matches = self.patient_duplicates(clean_name, clean_phone, dob)
+            raise DuplicatePatient(str(exc), tuple(matches)) from None
+        return Patient(**row)
+
+    def patient_duplicates(self, name: str, phone: str | None, birth_date: date | None,
+                           *, exclude: int | None = None) -> list[PatientMatch]:
+        rows = self._rows("SELECT * FROM hms.patient_duplicates(%(name)s, %(phone)s, %(dob)s,"
+                          " %(exclude)s)",
+                          {"name": name, "phone": phone, "dob": birth_date, "exclude": exclude})
+        return [PatientMatch(**r) for r in rows]
+
+    def update_patient(self, patient_id: int, *, name: str | None = None,
+                       phone: str | None = None, birth_date: str | date | None = None) -> Patient:
+        """Correct what is given: ``phone=""`` or ``birth_date=""`` clears it."""
+        if name is None and phone is None and birth_date is None:
+            raise InvalidInput("nothing to change: give a name, a phone or a date of birth")
+        clear_dob = isinstance(birth_date, str) and not birth_date.strip()
         row = self._one(
-            "SELECT * FROM hms.add_patient(%(name)s, %(phone)s, %(dob)s)",
-            {"name": v.person_name(name), "phone": v.phone(phone), "dob": v.birth_date(birth_date)},
-        )
+            "SELECT * FROM hms.update_patient(%(id)s, %(name)s, %(phone)s, %(dob)s, %(clear)s)",
+            {"id": patient_id,
+             "name": v.person_name(name) if name is not None else None,
+             "phone": "" if phone is not None and not phone.strip() else v.phone(phone),
+             "dob": None if clear_dob else v.birth_date(birth_date),
+             "clear": clear_dob})
         return Patient(**row)
 
     def patient(self, patient_id: int) -> Patient:
@@ -243,11 +273,14 @@ class Desk:
     def arrive(self, visit_id: int) -> Visit:
         return self._visit("arrive", visit=visit_id)
 
-    def call_next(self, doctor: str) -> Visit:
-        return self._visit("call_next", doctor=v.doctor_code(doctor))
+    def call_next(self, doctor: str, *, force: bool = False) -> Visit:
+        """Call the head of the queue; refused (``DoctorBusy``) while the doctor has another
+        patient called or in consultation, unless the clinic allows calling ahead or
+        ``force``."""
+        return self._visit("call_next", doctor=v.doctor_code(doctor), force=force)
 
-    def call(self, visit_id: int) -> Visit:
-        return self._visit("call", visit=visit_id)
+    def call(self, visit_id: int, *, force: bool = False) -> Visit:
+        return self._visit("call", visit=visit_id, force=force)
 
     def recall(self, visit_id: int) -> Visit:
         return self._visit("recall", visit=visit_id)
@@ -281,6 +314,19 @@ class Desk:
 
     def transfer(self, visit_id: int, to_doctor: str) -> Visit:
         return self._visit("transfer", visit=visit_id, to=v.doctor_code(to_doctor))
+
+    def transfer_all(self, from_doctor: str, to_doctor: str) -> list[Visit]:
+        """Move every waiting or called patient of one doctor to another, in queue order (so
+        they keep their order at the end of the other queue); one transfer each, each its
+        own transaction. Returns the new visits."""
+        source, target = v.doctor_code(from_doctor), v.doctor_code(to_doctor)
+        if source == target:
+            raise InvalidInput(f"{source}: choose another doctor to transfer the patients to")
+        moving = [x for x in self.queue(source) if x.status.value in ("WAITING", "CALLED")]
+        # The called first, in the order they were called (they were next), then the line.
+        moving.sort(key=lambda x: (x.position is not None, x.position or 0,
+                                   x.called_at.timestamp() if x.called_at else 0.0))
+        return [self.transfer(x.visit_id, target) for x in moving]
 
     def visit(self, visit_id: int) -> Visit:
         return self._visit("visit_info", visit=visit_id, read=True)

@@ -3,10 +3,11 @@ and loses the cursor), with every user-supplied value shown literally."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from rich.text import Text
 from textual.widgets import DataTable
+from textual.widgets.data_table import RowKey
 
 from hms_tui.domain.textsafe import printable
 
@@ -16,6 +17,15 @@ Cell = str | Text
 def cell(value: object, style: str = "") -> Text:
     """User data as a literal cell: never parsed as markup, controls neutralised."""
     return Text(printable(value), style=style)
+
+
+def short_cell(value: object, cells: int, style: str = "") -> Text:
+    """A literal cell cut to ``cells`` terminal cells with an ellipsis (a long name must not
+    push the columns after it off a narrow screen); the dialogs show it whole."""
+    text = cell(value, style)
+    if text.cell_len > cells:
+        text.truncate(cells, overflow="ellipsis")
+    return text
 
 
 class DiffTable(DataTable[Cell]):
@@ -32,6 +42,18 @@ class DiffTable(DataTable[Cell]):
     def on_mount(self) -> None:
         for name in self._columns:
             self.add_column(name, key=name)
+
+    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
+        """DataTable measures new rows on its idle, but a repaint can come first (a loaded
+        machine, a busy loop): those rows are then drawn at the header's widths ("M00  Pati")
+        and cached under a key the measuring does not change, so they stay cut until some
+        other change. When the widths changed, drop what was drawn with the old ones."""
+        before = [column.content_width for column in self.ordered_columns]
+        super()._update_dimensions(new_rows)
+        if [column.content_width for column in self.ordered_columns] != before:
+            self._update_count += 1
+            self._clear_caches()
+            self.refresh()
 
     def selected_key(self) -> str | None:
         if not self._order or self.cursor_row < 0 or self.cursor_row >= len(self._order):

@@ -246,14 +246,50 @@ END $$;
 -- ---------------------------------------------------------------------------------------
 -- Calling and consulting
 -- ---------------------------------------------------------------------------------------
-CREATE FUNCTION hms.call_visit(v hms.visits) RETURNS hms.visit_info
+-- One patient at a time: a doctor calls the next patient only when nobody else of theirs is
+-- called or in consultation -- or up to the clinic's calls_ahead more -- unless the caller
+-- insists (p_force, recorded as the action "<action>_forced"). Under the queue lock, so two
+-- terminals calling at once cannot both pass. The refusal names who is with the doctor.
+CREATE FUNCTION hms.assert_doctor_free(p_doctor integer, p_date date, p_except bigint,
+                                       p_force boolean) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    ahead integer := (SELECT calls_ahead FROM hms.settings);
+    d     hms.doctors;
+    n     integer;
+    who   text;
+BEGIN
+    SELECT count(*)::integer,
+           string_agg(format('%s %s (%s, %s)', v.token, p.name, p.mrn,
+                             CASE v.status WHEN 'CALLED' THEN 'called'
+                                           ELSE 'in consultation' END),
+                      ', ' ORDER BY v.called_at)
+      INTO n, who
+      FROM hms.visits v JOIN hms.patients p ON p.id = v.patient_id
+     WHERE v.doctor_id = p_doctor AND v.business_date = p_date
+       AND v.status IN ('CALLED', 'IN_CONSULTATION') AND v.id <> p_except;
+    IF n <= ahead THEN
+        RETURN;
+    END IF;
+    IF p_force THEN
+        PERFORM hms.begin_action(left(current_setting('hms.action', true), 17) || '_forced');
+        RETURN;
+    END IF;
+    SELECT * INTO d FROM hms.doctors WHERE id = p_doctor;
+    PERFORM hms.fail('HM424', format(
+        '%s (%s) is still serving %s; complete, mark no-show or transfer first, '
+        'or call anyway (--force)', d.name, d.code, who));
+END $$;
+
+CREATE FUNCTION hms.call_visit(v hms.visits, p_force boolean) RETURNS hms.visit_info
 LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM hms.assert_doctor_free(v.doctor_id, v.business_date, v.id, p_force);
     UPDATE hms.visits SET status = 'CALLED', called_at = now(), call_count = 1 WHERE id = v.id;
     RETURN hms.visit_info(v.id);
 END $$;
 
-CREATE FUNCTION hms.call_next(p_doctor text) RETURNS hms.visit_info
+CREATE FUNCTION hms.call_next(p_doctor text, p_force boolean DEFAULT false) RETURNS hms.visit_info
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp SET lock_timeout = '5s' AS $$
 DECLARE
     d  hms.doctors := hms.doctor_by_code(p_doctor);
@@ -269,15 +305,15 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM hms.fail('HM404', format('nobody is waiting for %s (%s)', d.name, d.code));
     END IF;
-    RETURN hms.call_visit(v);
+    RETURN hms.call_visit(v, coalesce(p_force, false));
 END $$;
 
 -- Call a particular waiting patient out of turn.
-CREATE FUNCTION hms.call(p_visit bigint) RETURNS hms.visit_info
+CREATE FUNCTION hms.call(p_visit bigint, p_force boolean DEFAULT false) RETURNS hms.visit_info
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp SET lock_timeout = '5s' AS $$
 DECLARE v hms.visits := hms.open_visit(p_visit, 'call', '{WAITING}', 'call it');
 BEGIN
-    RETURN hms.call_visit(v);
+    RETURN hms.call_visit(v, coalesce(p_force, false));
 END $$;
 
 CREATE FUNCTION hms.recall(p_visit bigint) RETURNS hms.visit_info
@@ -412,8 +448,9 @@ BEGIN
     IF v.status NOT IN ('WAITING', 'CALLED') THEN
         PERFORM hms.refuse(v, 'transfer it', 'only a waiting or called visit can be transferred');
     END IF;
-    IF target.id = v.doctor_id THEN
-        PERFORM hms.refuse(v, 'transfer it', format('it is already with %s', target.name));
+    IF target.id = v.doctor_id THEN  -- bad input, not a state: choose another doctor
+        PERFORM hms.fail('HM422', format('visit %s (%s) is already with %s (%s); transfer it to another doctor',
+                                         v.id, coalesce(v.token, 'booked'), target.name, target.code));
     END IF;
     PERFORM hms.assert_today(v, 'transfer it', format('it is from %s; check the patient in again', bd));
     UPDATE hms.visits SET status = 'TRANSFERRED', ended_at = now() WHERE id = v.id;

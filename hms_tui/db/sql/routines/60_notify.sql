@@ -59,6 +59,10 @@ CREATE TRIGGER doctors_notify AFTER INSERT OR UPDATE ON hms.doctors
     FOR EACH STATEMENT EXECUTE FUNCTION hms.notify_doctors();
 CREATE TRIGGER settings_notify AFTER UPDATE ON hms.settings
     FOR EACH STATEMENT EXECUTE FUNCTION hms.notify_doctors();
--- Names shown in every queue row: a corrected name reaches every screen too.
+-- Names shown in every queue row: a corrected name reaches every screen too; a new patient
+-- reaches every reception's list of recent patients (registrations are rare next to queue
+-- changes, so the re-read this costs every terminal is small).
 CREATE TRIGGER patients_notify AFTER UPDATE ON hms.patients
+    FOR EACH STATEMENT EXECUTE FUNCTION hms.notify_doctors();
+CREATE TRIGGER patients_notify_insert AFTER INSERT ON hms.patients
     FOR EACH STATEMENT EXECUTE FUNCTION hms.notify_doctors();

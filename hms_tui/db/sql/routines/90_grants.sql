@@ -40,12 +40,17 @@ GRANT EXECUTE ON FUNCTION
 
 -- Reception: patients, check-in, booking, arrival, cancel, priority, transfer, bills.
 GRANT EXECUTE ON FUNCTION
-    hms.add_patient(text, text, date), hms.get_patient(bigint), hms.search_patients(text, integer),
+    hms.add_patient(text, text, date, boolean), hms.get_patient(bigint), hms.search_patients(text, integer),
     hms.checkin(text, bigint, text, text), hms.arrive(bigint),
     hms.book(text, bigint, timestamp, date, text), hms.reschedule(bigint, timestamp, date, text),
     hms.cancel(bigint, text), hms.set_priority(bigint, text), hms.transfer(bigint, text),
     hms.create_bill(bigint, jsonb), hms.void_bill(text, text), hms.bill_info(bigint),
     hms.find_bill(text), hms.visit_bills(bigint)
+    TO hms_reception, hms_admin;
+-- Reception: a patient registered twice is found, and a mistyped name corrected.
+GRANT EXECUTE ON FUNCTION
+    hms.patient_duplicates(text, text, date, bigint),
+    hms.update_patient(bigint, text, text, date, boolean)
     TO hms_reception, hms_admin;
 
 -- Appointments: slots, sessions and who is expected, for the desk and the doctors.
@@ -55,7 +60,7 @@ GRANT EXECUTE ON FUNCTION
 
 -- Doctors: the consultation (on their own visits: hms.assert_may_act).
 GRANT EXECUTE ON FUNCTION
-    hms.call_next(text), hms.call(bigint), hms.recall(bigint), hms.start(bigint),
+    hms.call_next(text, boolean), hms.call(bigint, boolean), hms.recall(bigint), hms.start(bigint),
     hms.complete(bigint), hms.no_show(bigint)
     TO hms_doctor, hms_admin;
 
