@@ -1,6 +1,6 @@
-"""Admin, used over SSH: doctors, clinic settings, today's numbers, the audit trail.
+"""Admin, used over SSH: doctors, clinic settings, today's numbers, the audit trail, statistics.
 
-Each tab's keys work on that tab only (and only those show in the key bar); 1-5 switch tabs
+Each tab's keys work on that tab only (and only those show in the key bar); 1-6 switch tabs
 and the tab's table takes the focus. Deactivating a doctor and locking a login ask first,
 naming what they act on. The audit tab follows new events, newest first and in view.
 """
@@ -25,6 +25,7 @@ from hms_tui.screens.doctors import DoctorDialog, deactivate
 from hms_tui.screens.forms import TimelineDialog
 from hms_tui.screens.pickers import ConfirmDialog
 from hms_tui.screens.staff import StaffDialog, staff_row
+from hms_tui.screens.statistics import REFRESH_EVERY, StatisticsPane
 from hms_tui.services.failover import Durability, Failover, warnings
 from hms_tui.services.staff import Staff, StaffMember
 from hms_tui.widgets.keybar import KeyBar
@@ -43,7 +44,7 @@ SETTINGS_FIELDS = (
     ("calls_ahead", "Calls ahead", "More calls while a patient is with the doctor (0-10)"),
 )
 NUMBERS = ("recall_limit", "requeue_after", "skip_places", "consult_minutes", "calls_ahead")
-TABS = ("tab-doctors", "tab-staff", "tab-settings", "tab-today", "tab-audit")
+TABS = ("tab-doctors", "tab-staff", "tab-settings", "tab-today", "tab-audit", "tab-stats")
 # Which tab each action belongs to (the others work everywhere).
 ACTION_TAB = {
     "add_doctor": "tab-doctors", "edit_doctor": "tab-doctors", "toggle_doctor": "tab-doctors",
@@ -61,6 +62,7 @@ class AdminScreen(LiveScreen):
         Binding("3", "tab('tab-settings')", "Settings"),
         Binding("4", "tab('tab-today')", "Today"),
         Binding("5", "tab('tab-audit')", "Audit"),
+        Binding("6", "tab('tab-stats')", "Statistics"),
         Binding("a", "add_doctor", "Add doctor"),
         Binding("e", "edit_doctor", "Edit doctor"),
         Binding("x", "toggle_doctor", "(De)activate"),
@@ -115,6 +117,8 @@ class AdminScreen(LiveScreen):
                     yield TextInput(placeholder="visit id", id="f-visit")
                 yield DiffTable(["Seq", "When", "Who", "Terminal", "Action", "Entity", "Visit",
                                  "Status"], id="audit")
+            with TabPane("6 Statistics", id="tab-stats"):
+                yield StatisticsPane(id="stats")
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -126,6 +130,7 @@ class AdminScreen(LiveScreen):
         if self.hms.live.board:
             self.board_changed(BoardUpdate(self.hms.live.board, "initial"))
         self.query_one("#doctors", DiffTable).focus()
+        self.set_interval(REFRESH_EVERY, self._follow_stats)  # waits grow without a change
 
     # -- tabs: their keys, their focus ---------------------------------------------------------
 
@@ -153,6 +158,8 @@ class AdminScreen(LiveScreen):
         self._focus_tab_body(tab)
         if tab == "tab-audit":
             self.action_reload_audit()
+        if tab == "tab-stats":
+            self.query_one(StatisticsPane).load()
 
     def _focus_tab_body(self, tab: str, *, fields: bool = True) -> None:
         """The tab's table takes the focus (the settings: their first field), so arrows and
@@ -329,6 +336,12 @@ class AdminScreen(LiveScreen):
         events come in."""
         if self.active_tab() == "tab-audit":
             self.hms.throttle(f"audit-{id(self)}", 1.0, self._follow_audit)
+        if self.active_tab() == "tab-stats":
+            self.hms.throttle(f"stats-{id(self)}", REFRESH_EVERY, self._follow_stats)
+
+    def _follow_stats(self) -> None:
+        if self.is_attached and self.active_tab() == "tab-stats":
+            self.query_one(StatisticsPane).load()
 
     def _follow_audit(self) -> None:
         if self.is_attached:

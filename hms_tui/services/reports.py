@@ -12,7 +12,7 @@ import dataclasses
 import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from hms_tui.db.connection import Database
@@ -130,6 +130,15 @@ class OverTarget:
     priority: str
 
 
+@dataclass(frozen=True)
+class Dashboard:
+    """What the admin's Statistics tab shows: today, the last 7 days, who waits too long."""
+
+    today: DayReport
+    week: tuple[DayFigures, ...]  # the 7 days up to today, oldest first
+    waiting: tuple[OverTarget, ...]
+
+
 class Reports:
     """The clinic's figures, over one ``Database`` (admin only: the functions are granted to
     hms_admin)."""
@@ -157,6 +166,11 @@ class Reports:
                             retry=True)
         return [DayFigures(date.fromisoformat(r["d"]["date"]), Figures.from_doc(r["d"]))
                 for r in rows]
+
+    def dashboard(self) -> Dashboard:
+        today = self.daily()
+        week = self.range(today.date - timedelta(days=6), today.date)
+        return Dashboard(today, tuple(week), tuple(self.over_target()))
 
     def over_target(self) -> list[OverTarget]:
         rows = self.db.call("SELECT * FROM hms.over_target()", retry=True)
