@@ -82,7 +82,7 @@ def session_add(
     capacity: Annotated[int, typer.Option("--capacity", metavar="N", min=1, max=50,
                                           help="Patients per slot.")],
     days: Annotated[str | None, typer.Option("--days", metavar="DAYS",
-                                             help="Weekly on these days: mon,tue,...")] = None,
+                                             help="Weekly on these days, e.g. mon,wed,fri.")] = None,
     on: Annotated[str | None, typer.Option("--on", metavar="DATE",
                                            help="An extra session on this date instead.")] = None,
     room: Annotated[str | None, typer.Option("--room", metavar="ROOM",

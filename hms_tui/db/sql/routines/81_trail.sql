@@ -169,7 +169,7 @@ END $$;
 CREATE FUNCTION hms.day_close(p_date date DEFAULT NULL)
 RETURNS TABLE (business_date date, closed_at timestamptz, closed_by text, closed_now integer,
                closed_visits integer, summary jsonb)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp SET lock_timeout = '30s' AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp SET lock_timeout = '5s' AS $$
 #variable_conflict use_column
 DECLARE
     day    date := coalesce(p_date, hms.business_date());
