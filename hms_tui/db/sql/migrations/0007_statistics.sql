@@ -34,6 +34,12 @@ CREATE TABLE hms.day_closes (
 );
 REVOKE ALL ON hms.day_closes FROM PUBLIC;
 
+-- A day's visits for its report, and the trail's images of the few patients, doctors and the
+-- settings a replay needs (without these, each would scan the whole trail).
+CREATE INDEX visits_day ON hms.visits (business_date);
+CREATE INDEX audit_events_entity ON hms.audit_events (entity, entity_id, seq)
+    WHERE entity IN ('patients', 'doctors', 'settings');
+
 -- A doctor's latest consultations, for the pace behind every estimate.
 CREATE INDEX visits_completed ON hms.visits (doctor_id, business_date, ended_at DESC)
     WHERE status = 'COMPLETED';

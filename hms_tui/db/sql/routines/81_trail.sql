@@ -2,8 +2,12 @@
 -- the tables, a row restored from it, and the day close.
 
 -- The latest image of each row of an audited table as of p_at (NULL: deleted by then), with
--- the row's key (its primary key columns, as JSON).
-CREATE FUNCTION hms.trail_images(p_entity text, p_at timestamptz DEFAULT 'infinity')
+-- the row's key (its primary key columns, as JSON). p_since: only rows whose latest change
+-- came after it (served by the trail's index on time); p_ids: only these entity ids (served
+-- by its index for patients, doctors and settings).
+CREATE FUNCTION hms.trail_images(p_entity text, p_at timestamptz DEFAULT 'infinity',
+                                 p_since timestamptz DEFAULT '-infinity',
+                                 p_ids bigint[] DEFAULT NULL)
 RETURNS TABLE (key jsonb, image jsonb, at timestamptz)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE cols text[];
@@ -12,24 +16,31 @@ BEGIN
       FROM pg_index i, unnest(i.indkey) WITH ORDINALITY k(attnum, n), pg_attribute a
      WHERE i.indrelid = format('hms.%I', p_entity)::regclass AND i.indisprimary
        AND a.attrelid = i.indrelid AND a.attnum = k.attnum;
-    RETURN QUERY
-    SELECT DISTINCT ON (x.key) x.key, x.after, x.at
-      FROM (SELECT (SELECT jsonb_object_agg(c, coalesce(e.after, e.before) -> c) FROM unnest(cols) c) AS key,
-                   e.after, e.at, e.seq, e.ticket
-              FROM hms.audit_log e
-             WHERE e.entity = p_entity AND e.at <= p_at) x
-     ORDER BY x.key, x.seq DESC NULLS FIRST, x.ticket DESC;
+    -- The entity as a literal, so the planner can use the partial index.
+    RETURN QUERY EXECUTE format($q$
+        SELECT DISTINCT ON (x.key) x.key, x.after, x.at
+          FROM (SELECT (SELECT jsonb_object_agg(c, coalesce(e.after, e.before) -> c)
+                          FROM unnest($1) c) AS key,
+                       e.after, e.at, e.seq, e.ticket
+                  FROM hms.audit_log e
+                 WHERE e.entity = %L AND e.at <= $2 AND e.at >= $3
+                   AND ($4 IS NULL OR e.entity_id = ANY ($4))) x
+         ORDER BY x.key, x.seq DESC NULLS FIRST, x.ticket DESC
+    $q$, p_entity) USING cols, p_at, p_since, p_ids;
 END $$;
 
 -- Every queue as it stood at p_at, rebuilt from the trail alone -- visits, names, rooms and
 -- settings as they were then -- and ranked by the one queue definition (hms.ranked), with the
 -- estimates as of each queue's last change before p_at: the same rows hms.queue gave then.
+-- Only the trail of the last eight days is read for visits (a visit in a queue was checked in
+-- that day; the pace looks back seven), and only the patients in the queues.
 CREATE FUNCTION hms.replay(p_at timestamptz, p_doctor text DEFAULT NULL)
 RETURNS TABLE (doctor text, ord integer, info hms.visit_info)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
 DECLARE
-    s  hms.settings;
-    bd date;
+    s     hms.settings;
+    bd    date;
+    since timestamptz;
 BEGIN
     IF p_at > now() THEN
         PERFORM hms.fail('HM422', format('%s is still to come; the trail replays the past',
@@ -38,17 +49,15 @@ BEGIN
     s := jsonb_populate_record((SELECT st FROM hms.settings st),
                                (SELECT t.image FROM hms.trail_images('settings', p_at) t LIMIT 1));
     bd := (p_at AT TIME ZONE s.timezone)::date;
+    since := (bd - 8)::timestamp AT TIME ZONE s.timezone;
     RETURN QUERY
-    WITH visits AS (
+    WITH visits AS MATERIALIZED (
         SELECT jsonb_populate_record(NULL::hms.visits, t.image) AS v, t.at
-          FROM hms.trail_images('visits', p_at) t
+          FROM hms.trail_images('visits', p_at, since) t
          WHERE t.image IS NOT NULL AND (t.image ->> 'business_date')::date BETWEEN bd - 7 AND bd
     ), doctors AS (
         SELECT jsonb_populate_record(NULL::hms.doctors, t.image) AS d
           FROM hms.trail_images('doctors', p_at) t WHERE t.image IS NOT NULL
-    ), patients AS (
-        SELECT jsonb_populate_record(NULL::hms.patients, t.image) AS p
-          FROM hms.trail_images('patients', p_at) t WHERE t.image IS NOT NULL
     ), queues AS (
         SELECT dd.d,
                ARRAY(SELECT x.v FROM visits x WHERE (x.v).doctor_id = (dd.d).id
@@ -61,12 +70,18 @@ BEGIN
                         s.consult_minutes) AS pace,
                -- the queue's clock: when its latest version was written (hms.queue_clock)
                (SELECT e.at FROM hms.audit_log e
-                 WHERE e.entity = 'visits' AND e.at <= p_at
+                 WHERE e.entity = 'visits' AND e.at <= p_at AND e.at >= since
                    AND (e.after ->> 'doctor_id')::integer = (dd.d).id
                    AND (e.after ->> 'business_date')::date = bd
                  ORDER BY (e.after ->> 'queue_version')::bigint DESC LIMIT 1) AS clock
           FROM doctors dd
          WHERE p_doctor IS NULL OR (dd.d).code = hms.parse_code(p_doctor)
+    ), patients AS (
+        SELECT jsonb_populate_record(NULL::hms.patients, t.image) AS p
+          FROM hms.trail_images('patients', p_at, '-infinity',
+                                ARRAY(SELECT DISTINCT (x.v).patient_id FROM queues q,
+                                             unnest(q.line) x(v))) t
+         WHERE t.image IS NOT NULL
     )
     SELECT (q.d).code, r.ord, ROW(
         (r.visit).id, (r.visit).token, (r.visit).serial, r.position, (r.visit).status::text,
@@ -134,8 +149,10 @@ CREATE FUNCTION hms.audit_restore(p_visit bigint, p_apply boolean DEFAULT false)
 RETURNS TABLE ("column" text, trail_value jsonb, table_value jsonb)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp SET lock_timeout = '5s' AS $$
 DECLARE
-    image jsonb := (SELECT t.image FROM hms.trail_images('visits') t
-                     WHERE t.key = jsonb_build_object('id', p_visit));
+    -- its latest image (the trail's index by visit serves this)
+    image jsonb := (SELECT e.after FROM hms.audit_log e
+                     WHERE e.visit_id = p_visit AND e.entity = 'visits'
+                     ORDER BY e.seq DESC NULLS FIRST, e.ticket DESC LIMIT 1);
     live  hms.visits;
 BEGIN
     IF image IS NULL THEN
