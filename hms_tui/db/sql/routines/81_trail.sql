@@ -79,8 +79,8 @@ BEGIN
     ), patients AS (
         SELECT jsonb_populate_record(NULL::hms.patients, t.image) AS p
           FROM hms.trail_images('patients', p_at, '-infinity',
-                                ARRAY(SELECT DISTINCT (x.v).patient_id FROM queues q,
-                                             unnest(q.line) x(v))) t
+                                ARRAY(SELECT DISTINCT l.patient_id
+                                        FROM queues q, unnest(q.line) l)) t
          WHERE t.image IS NOT NULL
     )
     SELECT (q.d).code, r.ord, ROW(
