@@ -130,7 +130,8 @@ def test_db_upgrade_and_demo(cli_env: dict[str, str], sql: psycopg.Connection[An
         "SELECT count(*) FROM hms.visits WHERE token IS NOT NULL").fetchone()[0]  # type: ignore[index]
 
     again = js(cli_env, "demo", "--seed-only")
-    assert again == {"seeded": False, "doctors": [], "patients": 0, "visits": 0, "bills": 0}
+    assert again == {"seeded": False, "doctors": [], "patients": 0, "visits": 0, "bills": 0,
+                     "bookings": 0}
     assert "nothing was seeded" in ok(cli_env, "demo", "--seed-only")
     assert counts(sql) == stored
     for name in ("Dr Asha Rao", "Dr Vikram Mehta", "Dr Leela Sen", "Dr Omar Farouk"):

@@ -6,6 +6,7 @@ User-supplied text always goes into ``rich.text.Text`` (never markup), after ``p
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, tzinfo
@@ -37,8 +38,10 @@ from hms_tui.services.staff import StaffMember
 
 T = TypeVar("T")
 
-# Piped output is read by programs and people with wide screens: do not wrap it at 80 columns.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+# Piped output is read by programs and people with wide screens: do not wrap it at 80 columns
+# (unless COLUMNS says how wide).
+console = Console(highlight=False,
+                  width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200)
 
 
 def t(value: object, style: str = "") -> Text:
