@@ -285,6 +285,9 @@ def test_listener_after_a_lossy_failover_shows_the_new_primarys_changes(
         for p in patients[2:5]:
             desk_old.checkin("D1", p)
         harness.converge(desk_old, "D1", 5)
+        # The board (tokens issued) is read apart from the queue: wait until it says 5 too.
+        harness.wait_for(lambda: {b.code: b.issued for b in listener.live.board}.get("D1") == 5,
+                         10, "the board never showed the five tokens")
         desk_old.db.dispose()
         rs.failover()
         desk_new = Desk(Database(new.dsn("hms"), terminal="desk"))
