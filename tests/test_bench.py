@@ -69,7 +69,8 @@ def test_every_part_runs_and_reports_every_figure(server_dsn: str) -> None:
     judged = {g["figure"]: g["met"] for g in document["goals"]}
     unmeasured = {f for f, met in judged.items() if met is None}
     assert unmeasured == {"checkin.spread.32.ratio_to_update_notify",
-                          "checkin.one_doctor.32.ratio_to_update_notify", "live.50.p99_ms"}
+                          "checkin.one_doctor.32.ratio_to_update_notify", "live.50.p99_ms",
+                          "live.50.rate_per_s"}
     assert scratch_names(server_dsn) == set(), "a scratch database was left behind"
 
 

@@ -63,13 +63,12 @@ class _Cells:
 
 def desk_rate(dsn: str, cells: _Cells, clients: int, doctors: int, seconds: float) -> Rate:
     budget = min(max(200, int(MAX_RATE * seconds)), DAY * doctors)
-    codes, ids = cells.doctors_and_patients(doctors, budget + 2 * clients)
+    codes, ids = cells.doctors_and_patients(doctors, budget + clients)
     warm, codes = codes[-1], codes[:-1]
     tickets = Tickets(ids[:budget])
     desks = [Desk(Database(dsn, terminal=f"bench-{i}")) for i in range(clients)]
     for i, desk in enumerate(desks):  # connected and warm (function plans) before the clock
-        for patient in ids[budget + 2 * i: budget + 2 * i + 2]:
-            desk.checkin(warm, patient)
+        desk.checkin(warm, ids[budget + i])
 
     def op_for(desk: Desk) -> Op:
         def op() -> bool:

@@ -33,7 +33,8 @@ def run_clients(ops: Sequence[Op], seconds: float, warmup: int = 3) -> Rate:
     counts = [0] * len(ops)
     ends = [0.0] * len(ops)
     errors: list[BaseException] = []
-    barrier = threading.Barrier(len(ops) + 1)
+    warm = threading.Barrier(len(ops) + 1)  # everyone warmed up: the clock may start
+    go = threading.Barrier(len(ops) + 1)  # the clock has started
     clock: dict[str, float] = {}
 
     def work(i: int) -> None:
@@ -42,7 +43,8 @@ def run_clients(ops: Sequence[Op], seconds: float, warmup: int = 3) -> Rate:
                 ops[i]()
         except BaseException as exc:
             errors.append(exc)
-        barrier.wait()
+        warm.wait()
+        go.wait()
         deadline = clock["deadline"]
         n = 0
         try:
@@ -55,9 +57,10 @@ def run_clients(ops: Sequence[Op], seconds: float, warmup: int = 3) -> Rate:
     threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(ops))]
     for thread in threads:
         thread.start()
+    warm.wait()
     start = time.perf_counter()
     clock["deadline"] = start + seconds
-    barrier.wait()
+    go.wait()
     for thread in threads:
         thread.join()
     if errors:

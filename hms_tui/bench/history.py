@@ -82,7 +82,7 @@ def growth(dsn: str, sizes: Sizes, steps: Steps) -> dict[str, Any]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         seed.add_doctors(conn, [*BOARD, "E1", "E2", "E3", "E4", "F1", "F2", "F3", "F4"])
         waiting = seed.bulk_patients(conn, len(BOARD) * WAITING, "Today")
-        seed.checkins(conn, [(BOARD[i % len(BOARD)], p) for i, p in enumerate(waiting)])
+    seed.checkins_by_doctor(dsn, [(BOARD[i % len(BOARD)], p) for i, p in enumerate(waiting)])
     texts = search_texts(sizes)
     empty = measure(dsn, texts, ["E1", "E2", "E3", "E4"], sizes, "empty database", steps)
     loaded_info = bulkload.load(dsn, sizes.patients, sizes.past_visits, sizes.history_days, steps)

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 AUTO_EXPLAIN = ("SET auto_explain.log_min_duration = 0", "SET auto_explain.log_analyze = on",
                 "SET auto_explain.log_buffers = on", "SET auto_explain.log_nested_statements = on",
@@ -73,8 +74,7 @@ def _body_plan(dsn: str, text: str) -> str:
         body = body.strip().rstrip(";")
         conn.execute("SET search_path = hms, pg_temp")
         conn.execute(f"PREPARE bench_search ({', '.join(types)}) AS {body}")
-        args = [text, 50][: len(types)]
-        placeholders = ", ".join(["%s"] * len(args))
-        lines = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_search ({placeholders})",
-                             args).fetchall()
+        args = [sql.Literal(a) for a in [text, 50][: len(types)]]
+        lines = conn.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_search ({})")
+                             .format(sql.SQL(", ").join(args))).fetchall()
     return "\n".join(str(r[0]) for r in lines)

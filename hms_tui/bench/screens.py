@@ -34,6 +34,7 @@ from hms_tui.services.live import Listener
 DISPLAY_SIZE = (200, 60)  # a waiting-room screen
 RECEPTION_SIZE = (120, 50)  # tall enough to lay out the whole queue
 ROUND_TIMEOUT = 30.0
+IDLE_SAMPLES = 20
 
 
 @dataclass
@@ -88,13 +89,17 @@ async def one_widget_frame(size: tuple[int, int], samples: int) -> dict[str, Any
     async with app.run_test(size=size) as pilot:
         probe = app.query_one("#probe", Static)
         await _painted(pilot)
+        idle = await _idle_cost(pilot, IDLE_SAMPLES)
         for i in range(samples):
             wall, cpu = time.perf_counter(), time.thread_time()
             probe.update(str(i + 1))
             await _painted(pilot)
             walls.append((time.perf_counter() - wall) * 1000)
             cpus.append((time.thread_time() - cpu) * 1000)
-    return {"wall": summary(walls), "cpu": summary(cpus)}
+    idle_cpu, idle_wall = statistics.median(idle["cpu"]), statistics.median(idle["wall"])
+    return {"wall": summary([max(0.0, w - idle_wall) for w in walls]),
+            "cpu": summary([max(0.0, c - idle_cpu) for c in cpus]),
+            "raw_cpu": summary(cpus), "harness_idle_cpu_ms": round(idle_cpu, 3)}
 
 
 async def _changes(dsn: str, role: Role, size: tuple[int, int], doctors: list[str],
@@ -113,6 +118,7 @@ async def _changes(dsn: str, role: Role, size: tuple[int, int], doctors: list[st
             await _until(pilot, lambda: listener.state == ConnectionState.LIVE
                          and all(len(listener.queues.get(d, ())) == waiting for d in doctors))
             await _painted(pilot)
+            idle = await _idle_cost(pilot, IDLE_SAMPLES)
             memory["start_mb"] = _rss_mb()
             visit = 0
             for i in range(2 * len(patients)):
@@ -137,9 +143,26 @@ async def _changes(dsn: str, role: Role, size: tuple[int, int], doctors: list[st
     memory["growth_mb"] = round(memory["end_mb"] - memory["start_mb"], 1)
     memory["second_half_growth_mb"] = round(memory["end_mb"] - memory.get("half_mb",
                                                                        memory["start_mb"]), 1)
-    return {"changes": len(walls), "wall": summary(walls), "cpu": summary(cpus),
-            "cpu_total_mean_ms": round(statistics.fmean(cpus), 3) if cpus else None,
+    idle_cpu = statistics.median(idle["cpu"]) if idle["cpu"] else 0.0
+    idle_wall = statistics.median(idle["wall"]) if idle["wall"] else 0.0
+    return {"changes": len(walls),
+            "cpu": summary([max(0.0, c - idle_cpu) for c in cpus]),
+            "wall": summary([max(0.0, w - idle_wall) for w in walls]),
+            "raw_cpu": summary(cpus), "raw_wall": summary(walls),
+            "harness_idle": {"cpu": summary(idle["cpu"]), "wall": summary(idle["wall"])},
             "memory": memory}
+
+
+async def _idle_cost(pilot: Pilot[Any], samples: int) -> dict[str, list[float]]:
+    """What waiting for the screen costs by itself on this screen (nothing changed): taken
+    off each change's figures, so a screen with many widgets is not charged for the walk."""
+    out: dict[str, list[float]] = {"cpu": [], "wall": []}
+    for _ in range(samples):
+        wall, cpu = time.perf_counter(), time.thread_time()
+        await _painted(pilot)
+        out["wall"].append((time.perf_counter() - wall) * 1000)
+        out["cpu"].append((time.thread_time() - cpu) * 1000)
+    return out
 
 
 async def _until(pilot: Pilot[Any], predicate: Callable[[], bool], timeout: float = 60.0) -> None:
@@ -163,9 +186,9 @@ def screens(dsn: str, sizes: Sizes, steps: Steps) -> dict[str, Any]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         seed.add_doctors(conn, doctors)
         waiting = seed.bulk_patients(conn, len(doctors) * sizes.waiting, "Waiting")
-        seed.checkins(conn, [(doctors[i // sizes.waiting], p) for i, p in enumerate(waiting)])
         display_patients = seed.bulk_patients(conn, pairs, "Display")
         reception_patients = seed.bulk_patients(conn, pairs, "Reception")
+    seed.checkins_by_doctor(dsn, [(doctors[i // sizes.waiting], p) for i, p in enumerate(waiting)])
     out: dict[str, Any] = {"display_size": list(DISPLAY_SIZE),
                            "reception_size": list(RECEPTION_SIZE),
                            "doctors": len(doctors), "waiting": sizes.waiting}

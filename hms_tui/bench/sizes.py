@@ -34,9 +34,9 @@ class Sizes:
 
 
 FULL = Sizes()
-QUICK = Sizes(seconds=0.4, live_seconds=1.0, patients=20_000, past_visits=40_000,
-              samples=25, changes=60, frame_samples=100,
-              import_batches=(500, 1_000, 2_000, 4_000), import_cap=5.0)
+QUICK = Sizes(seconds=0.25, live_seconds=0.5, patients=20_000, past_visits=40_000,
+              samples=15, changes=30, frame_samples=50,
+              import_batches=(500, 1_000, 2_000), import_cap=5.0)
 TINY = Sizes(clients=(1, 4), seconds=0.2, listeners=(1, 2), live_rate=50.0, live_seconds=0.4,
              patients=1_000, past_visits=2_000, history_days=30, samples=5,
              display_doctors=3, waiting=4, changes=4, frame_samples=5,
