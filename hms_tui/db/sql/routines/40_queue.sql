@@ -219,7 +219,10 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- hms.ranked's rows with what the desk shows of each, joined once (set-based: every live
--- screen reads this on every change). Estimates as of p_now (default: the queue's clock).
+-- screen reads this on every change). Estimates as of p_now (default: the queue's clock),
+-- The pace and the clock are reckoned once (the OFFSET 0 keeps them so): the planner
+-- inlines hms.ranked and would otherwise copy their expressions (the caller's
+-- hms.consult_minutes, hms.day_visits) into every row's estimate.
 CREATE FUNCTION hms.ranked_infos(p_visits hms.visits[], p_per_patient numeric,
                                  p_replayed boolean DEFAULT false, p_now timestamptz DEFAULT NULL)
 RETURNS TABLE (ord integer, queue_version bigint, info hms.visit_info)
@@ -232,9 +235,11 @@ LANGUAGE sql STABLE AS $$
         (r.visit).cancel_reason, (r.visit).transferred_from,
         (SELECT t.id FROM hms.visits t WHERE t.transferred_from = (r.visit).id),
         r.wait_minutes, p_replayed, r.eta_from, r.eta_to)::hms.visit_info
-      FROM hms.ranked(p_visits, p_per_patient,
-                      coalesce(p_now, hms.queue_clock((p_visits[1]).doctor_id,
-                                                      (p_visits[1]).business_date))) r
+      FROM (SELECT p_per_patient AS pace,
+                   coalesce(p_now, hms.queue_clock((p_visits[1]).doctor_id,
+                                                   (p_visits[1]).business_date)) AS at
+             OFFSET 0) once
+     CROSS JOIN LATERAL hms.ranked(p_visits, once.pace, once.at) r
       JOIN hms.patients p ON p.id = (r.visit).patient_id
       JOIN hms.doctors d ON d.id = (r.visit).doctor_id
      ORDER BY r.ord
@@ -344,12 +349,14 @@ DECLARE
     d     hms.doctors;
     head  bigint;
     since bigint;
+    clock timestamptz;
+    line  hms.visits[];
 BEGIN
     FOR i IN 1 .. coalesce(array_length(p_doctors, 1), 0) LOOP
         SELECT * INTO d FROM hms.doctors WHERE code = p_doctors[i];
         CONTINUE WHEN NOT FOUND;
         since := coalesce(p_since[i], 0);
-        SELECT c.version INTO head FROM hms.counters c
+        SELECT c.version, c.changed_at INTO head, clock FROM hms.counters c
          WHERE c.kind = 'serial' AND c.scope_id = d.id AND c.period = bd;
         head := coalesce(head, 0);
         IF since > 0 AND head = since THEN
@@ -358,12 +365,15 @@ BEGIN
                                 NULL::hms.visit_info;
             CONTINUE;
         END IF;
+        -- Read once into variables: the query below sees them as parameters.
+        line := hms.day_visits(d.id, bd, false);
         RETURN QUERY
         SELECT d.code, head, x.ord, (x.info).visit_id, (x.info).position, (x.info).wait_minutes,
                (x.info).eta_from, (x.info).eta_to,
                CASE WHEN x.queue_version <= since THEN NULL
                     WHEN p_masked THEN hms.masked(x.info) ELSE x.info END
-          FROM hms.ranked_infos(hms.day_visits(d.id, bd, false), hms.consult_minutes(d.id, bd)) x
+          FROM hms.ranked_infos(line, hms.consult_minutes(d.id, bd), false,
+                                coalesce(clock, now())) x  -- hms.queue_clock
          ORDER BY x.ord;
         IF NOT FOUND THEN  -- an empty queue: just its version
             RETURN QUERY SELECT d.code, head, NULL::integer, NULL::bigint, NULL::integer,
