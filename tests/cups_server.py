@@ -13,6 +13,7 @@ The fixtures are registered for every test module by ``pytest_plugins`` in conft
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import grp
 import os
@@ -96,10 +97,19 @@ def _wait_for_scheduler(cups: Cups) -> None:
 
 @pytest.fixture(scope="module")
 def cups() -> Iterator[Cups]:
+    """One private cupsd for the test module (skipped where CUPS is not installed)."""
     missing = [t for t in CUPS_TOOLS if _tool(t) is None]
     if missing:
         pytest.skip(f"CUPS is not installed here (missing {', '.join(missing)}; "
                     "apt-get install cups cups-bsd)")
+    with private_cups() as instance:
+        yield instance
+
+
+@contextlib.contextmanager
+def private_cups() -> Iterator[Cups]:
+    """A cupsd of our own in a temporary directory, stopped and removed on exit (also usable
+    outside pytest: ``python -m tests.cups_server`` runs one for trying the desk by hand)."""
     # Not under pytest's 0700 basetemp: when root, cupsd's filters run as 'lp' and must reach it.
     base = Path(tempfile.mkdtemp(prefix="hms-cups-"))
     base.chmod(0o755)
@@ -178,3 +188,15 @@ def wait_for_content(path: Path, seconds: float = 10) -> bytes:
             return data
         time.sleep(0.05)
     return path.read_bytes()
+
+
+if __name__ == "__main__":  # a private CUPS with a file queue 'slips', until Ctrl-C
+    import sys
+
+    with private_cups() as running:
+        out = running.file_queue("slips")
+        print(f"CUPS_SERVER={running.server}\nslips print to {out}", flush=True)
+        try:
+            running.process.wait()
+        except KeyboardInterrupt:
+            sys.exit(0)

@@ -16,7 +16,7 @@ from datetime import datetime, tzinfo
 
 from hms_tui.config import Settings
 from hms_tui.domain.errors import HmsError
-from hms_tui.domain.models import Visit
+from hms_tui.domain.models import Status, Visit
 from hms_tui.services.desk import Desk
 from hms_tui.services.printing import PrintFailed, print_slip
 from hms_tui.services.slips import Slip, format_slip_text
@@ -75,7 +75,9 @@ def print_visit_slip(desk: Desk, visit: Visit, settings: Settings, *,
 
 def todays_visits(desk: Desk, doctors: Iterable[str]) -> list[Visit]:
     """Every visit of today that has a token, for these doctors: the visits a slip can be
-    reprinted for, newest check-in first."""
-    found = [v for code in doctors for v in desk.queue(code, include_all=True) if v.token]
+    reprinted for, newest check-in first. Cancelled and transferred visits are left out: their
+    token no longer stands (a transfer's new visit has its own)."""
+    found = [v for code in doctors for v in desk.queue(code, include_all=True)
+             if v.token and v.status not in (Status.CANCELLED, Status.TRANSFERRED)]
     return sorted(found, reverse=True, key=lambda v: (
         v.checked_in_at.timestamp() if v.checked_in_at else 0.0, v.visit_id))
