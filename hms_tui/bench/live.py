@@ -7,7 +7,6 @@ writer's call to the moment the visit first appears in a listener's delivered qu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import multiprocessing
 import time
@@ -25,17 +24,21 @@ from hms_tui.services.desk import Desk
 
 DOCTORS = ("L1", "L2", "L3", "L4")
 READY_TIMEOUT = 120.0
+LISTEN_TIMEOUT = 900.0  # a listener gives up waiting for the writer after this
+GRACE = 15.0  # seconds a listener waits for the last changes after the writer is done
+WRITER_SLACK = 1.5  # a writer that cannot keep the rate stops at 1.5x the planned time
 
 
-def _listen(dsn: str, expect: int, pipe: Connection, timeout: float) -> None:
-    """The listening process: report ready once live, then the first-seen time of each visit."""
+def _listen(dsn: str, pipe: Connection) -> None:
+    """The listening process: report ready once live, record the first-seen time of each
+    visit, and stop once it has seen as many as the writer says it sent (or a while after)."""
     from hms_tui.domain.events import ConnectionState, ConnectionUpdate, QueueUpdate
     from hms_tui.services.live import Listener
 
     async def main() -> None:
         listener = Listener(Database(dsn, terminal="bench-listener"))
         seen: dict[int, float] = {}
-        done = asyncio.Event()
+        sent = [-1]
 
         def on_event(event: Any) -> None:
             now = time.time()
@@ -44,13 +47,15 @@ def _listen(dsn: str, expect: int, pipe: Connection, timeout: float) -> None:
             elif isinstance(event, QueueUpdate):
                 for visit in event.visits:
                     seen.setdefault(visit.visit_id, now)
-                if len(seen) >= expect:
-                    done.set()
 
         listener.subscribe(on_event)
         runner = asyncio.create_task(listener.run())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(done.wait(), timeout)
+        deadline = time.monotonic() + LISTEN_TIMEOUT
+        while time.monotonic() < deadline and not (0 <= sent[0] <= len(seen)):
+            if sent[0] < 0 and pipe.poll():
+                sent[0] = int(pipe.recv())
+                deadline = time.monotonic() + GRACE
+            await asyncio.sleep(0.05)
         await listener.stop()
         runner.cancel()
         pipe.send(json.dumps({"seen": seen, "refetches": listener.stats.refetches}))
@@ -77,15 +82,13 @@ def one_round(dsn: str, listeners: int, sizes: Sizes) -> dict[str, Any]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         patients = seed.bulk_patients(conn, changes, "Live")
         # Every round starts from empty queues (the previous round's visits cancelled).
-        conn.execute("UPDATE hms.visits SET status = 'CANCELLED'"
-                     " WHERE status IN ('WAITING', 'CALLED')")
+        conn.execute("UPDATE hms.visits SET status = 'CANCELLED' WHERE status = 'WAITING'")
     ctx = multiprocessing.get_context("fork")  # no re-import per listener: 50 start at once
     procs, pipes = [], []
     try:
         for _ in range(listeners):
             ours, theirs = ctx.Pipe()
-            proc = ctx.Process(target=_listen, args=(dsn, changes, theirs, 60.0 + changes / 10),
-                               daemon=True)
+            proc = ctx.Process(target=_listen, args=(dsn, theirs), daemon=True)
             proc.start()
             procs.append(proc)
             pipes.append(ours)
@@ -96,14 +99,19 @@ def one_round(dsn: str, listeners: int, sizes: Sizes) -> dict[str, Any]:
         desk = Desk(Database(dsn, terminal="bench-writer"))
         desk.doctors()
         start = time.perf_counter()
+        stop = start + WRITER_SLACK * sizes.live_seconds
         for i, patient in enumerate(patients):
+            if time.perf_counter() > stop:
+                break
             delay = start + i / sizes.live_rate - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
             t0 = time.time()
             sent[desk.checkin(DOCTORS[i % len(DOCTORS)], patient).visit_id] = t0
-        achieved = changes / (time.perf_counter() - start)
+        achieved = len(sent) / (time.perf_counter() - start)
         desk.db.dispose()
+        for pipe in pipes:
+            pipe.send(str(len(sent)))
         latencies: list[float] = []
         missing = refetches = 0
         for pipe in pipes:
@@ -123,7 +131,8 @@ def one_round(dsn: str, listeners: int, sizes: Sizes) -> dict[str, Any]:
             if proc.is_alive():
                 proc.terminate()
                 proc.join(5)
-    return {"listeners": listeners, "changes": changes, "rate_per_s": round(achieved, 1),
+    return {"listeners": listeners, "changes": len(sent), "planned": changes,
+            "rate_per_s": round(achieved, 1),
             **summary(latencies), "missing": missing,
             "reads_per_listener": round(refetches / listeners, 1)}
 

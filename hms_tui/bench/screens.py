@@ -103,7 +103,7 @@ async def one_widget_frame(size: tuple[int, int], samples: int) -> dict[str, Any
 
 
 async def _changes(dsn: str, role: Role, size: tuple[int, int], doctors: list[str],
-                   waiting: int, patients: list[int], step: Step) -> dict[str, Any]:
+                   waiting: int, patients: list[int], step: Step, cap: float) -> dict[str, Any]:
     desk = Desk(Database(dsn, terminal=f"bench-{role.value}"))
     listener = Listener(desk.db, masked=role == Role.DISPLAY, coalesce=0.0)
     watch = _Round()
@@ -121,7 +121,11 @@ async def _changes(dsn: str, role: Role, size: tuple[int, int], doctors: list[st
             idle = await _idle_cost(pilot, IDLE_SAMPLES)
             memory["start_mb"] = _rss_mb()
             visit = 0
-            for i in range(2 * len(patients)):
+            stop = time.perf_counter() + cap
+            total = 2 * len(patients)
+            for i in range(total):
+                if i % 2 == 0 and time.perf_counter() > stop:
+                    break  # out of time: what was done is reported (``changes``)
                 doctor = doctors[(i // 2) % len(doctors)]
                 if i % 2 == 0:
                     watch.arm(doctor, waiting + 1)
@@ -134,7 +138,8 @@ async def _changes(dsn: str, role: Role, size: tuple[int, int], doctors: list[st
                 await _painted(pilot)
                 walls.append((time.perf_counter() - watch.wall) * 1000)
                 cpus.append((time.thread_time() - watch.cpu) * 1000)
-                if i + 1 == len(patients):
+                if i + 1 == len(patients) or (i % 2 and "half_mb" not in memory
+                                              and time.perf_counter() > stop - cap / 2):
                     memory["half_mb"] = _rss_mb()
                 step.advance()
             memory["end_mb"] = _rss_mb()
@@ -145,7 +150,7 @@ async def _changes(dsn: str, role: Role, size: tuple[int, int], doctors: list[st
                                                                        memory["start_mb"]), 1)
     idle_cpu = statistics.median(idle["cpu"]) if idle["cpu"] else 0.0
     idle_wall = statistics.median(idle["wall"]) if idle["wall"] else 0.0
-    return {"changes": len(walls),
+    return {"changes": len(walls), "planned": 2 * len(patients),
             "cpu": summary([max(0.0, c - idle_cpu) for c in cpus]),
             "wall": summary([max(0.0, w - idle_wall) for w in walls]),
             "raw_cpu": summary(cpus), "raw_wall": summary(walls),
@@ -201,10 +206,12 @@ def screens(dsn: str, sizes: Sizes, steps: Steps) -> dict[str, Any]:
     step.advance()
     step = steps.step(f"e. display, {len(doctors)} doctors x {sizes.waiting} waiting", 2 * pairs)
     out["display"] = asyncio.run(_changes(dsn, Role.DISPLAY, DISPLAY_SIZE, doctors,
-                                          sizes.waiting, display_patients, step))
+                                          sizes.waiting, display_patients, step,
+                                          sizes.screen_seconds))
     step = steps.step(f"e. reception, {sizes.waiting}-patient queue", 2 * pairs)
     out["reception"] = asyncio.run(_changes(dsn, Role.RECEPTION, RECEPTION_SIZE, doctors[:1],
-                                            sizes.waiting, reception_patients, step))
+                                            sizes.waiting, reception_patients, step,
+                                            sizes.screen_seconds))
     for name, frame in (("display", "display_size"), ("reception", "reception_size")):
         base = out["one_widget_frame"][frame]
         out[name]["cpu_p50_to_frame"] = ratio(out[name]["cpu"]["p50_ms"], base["cpu"]["p50_ms"])
