@@ -6,6 +6,7 @@ straight into the sealed trail with placeholder hashes: the chain is not what is
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -61,6 +62,7 @@ def _next_id(conn: psycopg.Connection[Any], table: str) -> int:
 
 def load(dsn: str, patients: int, visits: int, days: int, steps: Steps) -> dict[str, Any]:
     """Load the history; returns what was loaded (and a few values the reads look for)."""
+    began = time.perf_counter()
     today = datetime.now(UTC).date()
     first_day = today - timedelta(days=days)
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -101,6 +103,7 @@ def load(dsn: str, patients: int, visits: int, days: int, steps: Steps) -> dict[
     middle = first_patient + patients // 2
     return {"patients": patients, "past_visits": visits, "audit_rows": audits, "days": days,
             "database_size": size[0] if size else None, "middle_patient": middle,
+            "seconds": round(time.perf_counter() - began, 1),
             "middle_index": patients // 2}
 
 
