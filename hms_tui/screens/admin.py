@@ -111,7 +111,7 @@ class AdminScreen(LiveScreen):
                 yield DiffTable(["Code", "Name", "Room", "Prefix", "Active"], id="doctors")
             with TabPane("2 Staff", id="tab-staff"):
                 yield DiffTable(["Login", "Role", "Doctors", "Can log in"], id="staff")
-            with TabPane("3 Clinic settings", id="tab-settings"), Vertical():
+            with TabPane("3 Settings", id="tab-settings"), Vertical():
                 for field, label, hint in SETTINGS_FIELDS:
                     with Horizontal(classes="row"):
                         yield Label(label)

@@ -28,7 +28,8 @@ STATE_STYLE = {"due": "", "late": "bold yellow", "not arrived": "bold red"}
 
 
 def state_cell(state: str) -> Text:
-    return cell(state, STATE_STYLE.get(state, "dim"))
+    """'late', or a visit's status as words once they came ('in consultation')."""
+    return cell(state.lower().replace("_", " "), STATE_STYLE.get(state, "dim"))
 
 
 class FollowingDialog(Dialog):

@@ -52,12 +52,15 @@ class SessionDialog(FormDialog):
     """Add a session: weekly on some days, or an extra one on a date. Returns the Session."""
 
     BINDINGS = [Binding("escape", "close", "Cancel", key_display="Esc"),
-                Binding("ctrl+s", "save", "Save")]
+                Binding("ctrl+s", "save", "Save"),
+                Binding("up", "app.focus_previous", "Field above", show=False),
+                Binding("down", "app.focus_next", "Field below", show=False)]
     DEFAULT_CSS = """
     SessionDialog .field-error { height: auto; }
     SessionDialog Horizontal { height: 1; }
     SessionDialog Label { padding: 0 1 0 0; }
-    SessionDialog Input { border: none; height: 1; }
+    SessionDialog Input, SessionDialog Input:focus { border: none; height: 1; }
+    SessionDialog Input:focus { background: $boost; text-style: bold; }
     """
 
     def __init__(self, doctor: str = "") -> None:
@@ -104,6 +107,7 @@ class SessionDialog(FormDialog):
                                "of an extra one, not both")
 
     def action_save(self) -> None:
+        self.show_error("")
         if not self.check_fields() or self.hms.busy("session"):
             return
         v = {f: self.value(f).strip() for f in self.checks()}
@@ -158,6 +162,7 @@ class LeaveDialog(FormDialog):
         return validation.a_date(text, "leave start")
 
     def action_save(self) -> None:
+        self.show_error("")
         if not self.check_fields() or self.hms.busy("leave"):
             return
         v = {f: self.value(f).strip() for f in self.checks()}
