@@ -88,12 +88,15 @@ VOICE_TEMPLATE_FIELDS = ("token", "room", "doctor")
 @dataclass(frozen=True)
 class PrinterSettings:
     """Where token slips go: ``cups`` (plain text through ``lp``), ``escpos`` (a thermal printer
-    spoken to directly) or ``none``. ``queue`` empty means CUPS's default destination."""
+    spoken to directly) or ``none``. ``queue`` empty means CUPS's default destination.
+    ``preview``: reception shows the slip after a check-in or arrival and prints it on a key;
+    False prints it at once."""
 
     kind: str = "cups"
     queue: str = ""
     device: str = ""
     timeout: int = 10
+    preview: bool = True
 
 
 @dataclass(frozen=True)
@@ -357,7 +360,7 @@ def _parse_printing_and_voice(
 ) -> tuple[PrinterSettings, SlipSettings, VoiceSettings]:
     """[printer], [slip] and [voice]: token slips and spoken calls."""
     pr = _Section(_table(raw, "printer", path), "printer", path,
-                  {"kind", "queue", "device", "timeout"})
+                  {"kind", "queue", "device", "timeout", "preview"})
     kind = pr.get("kind", lambda v: v in PRINTER_KINDS,
                   "one of " + ", ".join(f'"{k}"' for k in PRINTER_KINDS))
     queue = pr.get("queue",
@@ -373,7 +376,8 @@ def _parse_printing_and_voice(
         raise ConfigError(f"{path}: 'printer.device' is required when printer.kind = \"escpos\" "
                           "(e.g. \"tcp://192.0.2.10:9100\" or \"/dev/usb/lp0\")")
     printer = PrinterSettings(kind=kind or "cups", queue=queue or "", device=device or "",
-                              timeout=pr.int_range("timeout", 1, 120) or 10)
+                              timeout=pr.int_range("timeout", 1, 120) or 10,
+                              preview=pr.boolean("preview") is not False)
 
     sl = _Section(_table(raw, "slip", path), "slip", path, {"show_name", "ascii"})
     slip = SlipSettings(show_name=bool(sl.boolean("show_name")), ascii=bool(sl.boolean("ascii")))

@@ -25,6 +25,7 @@ from hms_tui.db.connection import Database
 from hms_tui.services.desk import Desk
 
 TEMPLATE = f"hms_tmpl_{os.getpid()}"
+pytest_plugins = ["tests.cups_server"]  # the private cupsd fixtures (cups, cups_env)
 
 
 def with_dbname(conninfo: str, dbname: str) -> str:

@@ -93,8 +93,12 @@ def test_check_in_at_reception_appears_on_the_display(
         tmux.keys("reception", "Enter")
         tmux.wait("reception", lambda s: "Check in Patient 03" in s, 10, "the check-in dialog")
         tmux.keys("reception", "Enter")
-        tmux.wait("reception", lambda s: "D1-001  Patient 03 (M000004)" in s, 10,
-                  "the new token at reception")
+        # The slip's preview (no printer here: Esc skips it), then the token at the desk.
+        tmux.wait("reception", lambda s: "Slip for D1-001" in s and "Enter/p print" in s, 10,
+                  "the slip preview")
+        tmux.keys("reception", "Escape")
+        tmux.wait("reception", lambda s: "D1-001  Patient 03 (M000004)" in s
+                  and "Slip for" not in s, 10, "the new token at reception")
 
         # The display shows it in the "Next:" line of Dr Rao's panel, by itself.
         shown = tmux.wait("display", lambda s: "Next: D1-001" in s, 10, "the token queued")

@@ -17,7 +17,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
 from hms_tui.app import HmsApp, Role, create_app
-from hms_tui.config import DisplaySettings, Settings
+from hms_tui.config import DisplaySettings, PrinterSettings, Settings
 from hms_tui.domain.events import ConnectionState
 from hms_tui.services.desk import Desk
 from hms_tui.services.live import Listener
@@ -49,16 +49,20 @@ def tui_listener(desk: Desk, *, masked: bool = False, **overrides: float) -> Lis
                          **{"heartbeat": 5.0, "heartbeat_timeout": 5.0, **overrides})
 
 
+# No slip after each check-in unless a test asks for one (tests/test_tui_slips.py does).
+NO_SLIPS = PrinterSettings(kind="none")
+
+
 def settings_with(**display: Any) -> Settings:
-    """Settings with these display options (the bell off unless asked for)."""
+    """Settings with these display options (the bell off unless asked for), no slips."""
     display.setdefault("bell", False)
-    return Settings(display=DisplaySettings(**display))
+    return Settings(display=DisplaySettings(**display), printer=NO_SLIPS)
 
 
 def make_app(role: Role, desk: Desk, *, settings: Settings | None = None,
              listener: Listener | None = None, **kwargs: Any) -> HmsApp:
     """An app on the test database with a frozen clock and no bell."""
-    settings = settings or Settings(display=DisplaySettings(bell=False))
+    settings = settings or Settings(display=DisplaySettings(bell=False), printer=NO_SLIPS)
     kwargs.setdefault("clock", lambda: FROZEN)
     kwargs.setdefault("ascii_only", False)
     kwargs.setdefault("recover", False)  # a bug fails the test instead of being recovered from

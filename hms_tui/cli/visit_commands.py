@@ -11,12 +11,39 @@ import typer
 from hms_tui.cli import app as root
 from hms_tui.cli import common, render
 from hms_tui.cli.common import DoctorOpt, JsonFlag, PatientOpt, VisitArg
-from hms_tui.domain.models import Visit
+from hms_tui.domain.errors import SlipNotPrinted
+from hms_tui.domain.models import Visit, to_jsonable
+from hms_tui.domain.textsafe import printable
 from hms_tui.services.desk import Desk
+from hms_tui.services.slip_delivery import print_visit_slip
+
+PrintFlag = Annotated[bool, typer.Option(
+    "--print", help="Then print the token slip on the configured printer. A slip not "
+    "printed is exit 12; the visit stands.")]
 
 
 def _show(visit: Visit, json_mode: bool) -> None:
     render.output(visit, json_mode, render.print_visit)
+
+
+def _show_and_print(ctx: typer.Context, visit: Visit, json_mode: bool, print_: bool) -> None:
+    """The visit, then (``--print``) its slip: with --json one document with ``slip``. The
+    action has happened whatever the printer does; a slip not printed is one line on stderr
+    and exit 12 (SlipNotPrinted)."""
+    if not print_:
+        _show(visit, json_mode)
+        return
+    outcome = print_visit_slip(common.desk(ctx), visit, common.context(ctx).settings,
+                               reprint=visit.replayed)
+    if json_mode:
+        render.emit_json({**to_jsonable(visit), "slip": outcome.as_json()})
+    else:
+        render.print_visit(visit)
+        if outcome.printed:
+            render.console.print(render.t(outcome.message))
+    if not outcome.printed:
+        raise SlipNotPrinted(printable(f"{visit.token} was issued but its slip was not printed: "
+                                       f"{outcome.message}"))
 
 
 def _visit_action(name: str, help_text: str, action: Callable[[Desk, int], Visit]) -> None:
@@ -40,10 +67,19 @@ def checkin(
         typer.Option(metavar="KEY", help="Idempotency key: retrying with the same key returns "
                      "the same visit."),
     ] = None,
+    print_: PrintFlag = False,
     json_: JsonFlag = False,
 ) -> None:
     """Check a patient in to a doctor's queue today and issue a token."""
-    _show(common.desk(ctx).checkin(doctor, patient, priority, key), json_)
+    _show_and_print(ctx, common.desk(ctx).checkin(doctor, patient, priority, key), json_,
+                    print_)
+
+
+@root.command()
+def arrive(ctx: typer.Context, visit: VisitArg, print_: PrintFlag = False,
+           json_: JsonFlag = False) -> None:
+    """Mark a booked patient arrived: issue the token and join the queue."""
+    _show_and_print(ctx, common.desk(ctx).arrive(visit), json_, print_)
 
 
 @root.command()
@@ -128,8 +164,6 @@ def transfer(
     _show(common.desk(ctx).transfer(visit, to), json_)
 
 
-_visit_action("arrive", "Mark a booked patient arrived: issue the token and join the queue.",
-              Desk.arrive)
 _visit_action("recall", "Call a called patient again (up to the clinic's recall limit).",
               Desk.recall)
 _visit_action("start", "Start the consultation of a called patient.", Desk.start)

@@ -93,6 +93,14 @@ class NumberingHeld(HmsError):
     exit_code = 11
 
 
+
+class SlipNotPrinted(HmsError):
+    """``--print``: the check-in or arrival was done, but its token slip did not print (the
+    printer is missing, off, out of paper, or printing is off). Its own exit code, so a
+    script can tell "done, no slip" from "not done"."""
+
+    exit_code = 12
+
 # SQLSTATEs raised by hms functions (see migrations) and by PostgreSQL for user-caused errors.
 _BY_SQLSTATE: dict[str, type[HmsError]] = {
     "HM404": NotFound,

@@ -32,6 +32,7 @@ from hms_tui.screens.booking import BookDialog
 from hms_tui.screens.forms import BillDialog, ReceiptDialog, VoidBillDialog
 from hms_tui.screens.patients import AnyPatient, RegisterDialog, label_of
 from hms_tui.screens.pickers import CheckinDialog, DoctorPicker, PriorityPicker, ReasonDialog
+from hms_tui.screens.slip_preview import REPRINT_KEY, ReprintPicker, offer_slip
 from hms_tui.widgets.bigtext import BigText
 from hms_tui.widgets.keybar import KeyBar
 from hms_tui.widgets.queue_table import DiffTable, cell, short_cell
@@ -100,6 +101,7 @@ class ReceptionScreen(LiveScreen):
         Binding("c", "cancel_visit", "Cancel"),
         Binding("t", "transfer", "Transfer"),
         Binding("p", "priority", "Priority"),
+        Binding(REPRINT_KEY, "reprint", "Reprint"),
         Binding("escape", "focus_search", "Find", show=False),
         Binding("ctrl+q", "app.quit", "Quit"),
     ]
@@ -305,6 +307,27 @@ class ReceptionScreen(LiveScreen):
         search = self.query_one("#search", Input)
         search.value = ""
         search.focus()
+        self.token_issued(visit)
+
+    def token_issued(self, visit: Visit) -> None:
+        """A visit got its token here (a check-in, an arrival): its slip, as configured."""
+        offer_slip(self.hms, visit)
+
+    def action_reprint(self) -> None:
+        """The slip of the queue's selected visit (when the queue has the focus), else of any
+        of today's visits, picked by token or name."""
+        visit = self.selected_visit() if self.table("queue").has_focus else None
+        if visit is not None and visit.token:
+            offer_slip(self.hms, visit, reprint=True)
+            return
+        codes = tuple(b.code for b in self.hms.live.board)
+        preselect = self.last_visit.visit_id if self.last_visit else None
+
+        def picked(chosen: Visit | None) -> None:
+            if chosen is not None:
+                offer_slip(self.hms, chosen, reprint=True)
+
+        self.app.push_screen(ReprintPicker(codes, preselect), picked)
 
     def show_last_checkin(self, visit: Visit) -> None:
         self.query_one("#last-token", BigText).update(visit.token or "")

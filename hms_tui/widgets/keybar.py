@@ -101,12 +101,22 @@ class KeyBar(Static):
 
     def _draw(self) -> None:
         width = max(20, (self.size.width or self.app.size.width) - 2)
+        # Two spaces between keys where they fit; one where two would push the last key off.
+        text, rows, fits = self._layout(width, 2)
+        if not fits:
+            text, rows, _ = self._layout(width, 1)
+        self.update(text)
+        self.styles.height = rows  # (auto height was not always re-measured after an update)
+
+    def _layout(self, width: int, spacing: int) -> tuple[Text, int, bool]:
+        """The items in rows of ``width``, ``spacing`` apart; and whether all of them fit."""
         text = Text(no_wrap=True, overflow="fold")
         used = 0
         rows = 1
+        fits = True
         for label, description, enabled in self.items:
             item = cell_len(label) + 1 + cell_len(description)
-            gap = 2 if used else 0
+            gap = spacing if used else 0
             if used and used + gap + item > width and rows < MAX_ROWS:
                 text.append("\n")
                 rows += 1
@@ -116,5 +126,5 @@ class KeyBar(Static):
             text.append(label, style="bold reverse" if enabled else "dim reverse")
             text.append(f" {description}", style="" if enabled else "dim")
             used += gap + item
-        self.update(text)
-        self.styles.height = rows  # (auto height was not always re-measured after an update)
+            fits = fits and used <= width
+        return text, rows, fits

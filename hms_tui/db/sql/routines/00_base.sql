@@ -21,13 +21,14 @@ END $$;
 -- Superusers and members of the schema owner (the embedded default, the demo, maintenance)
 -- are trusted with the schema; every other login is staff.
 CREATE FUNCTION hms.session_is_owner() RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT r.rolsuper OR pg_has_role(session_user, (SELECT c.relowner FROM pg_class c
-                                                     WHERE c.oid = 'hms.visits'::regclass),
-                                     'MEMBER')
-      FROM pg_roles r
-     WHERE r.rolname = session_user
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN  -- plpgsql: its plan is cached (an SQL function's is made again on every call)
+    RETURN (SELECT r.rolsuper OR pg_has_role(session_user, (SELECT c.relowner FROM pg_class c
+                                                             WHERE c.oid = 'hms.visits'::regclass),
+                                             'MEMBER')
+              FROM pg_roles r
+             WHERE r.rolname = session_user);
+END $$;
 
 -- The longest statement and idle-in-transaction timeouts a desk session may have, as
 -- settings values; hms_tui sets them with every call (db/connection.py).

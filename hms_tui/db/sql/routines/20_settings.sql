@@ -14,9 +14,10 @@ CREATE TRIGGER settings_check BEFORE INSERT OR UPDATE ON hms.settings
 
 -- now() in the clinic's zone: a terminal's clock or session time zone never matters.
 CREATE FUNCTION hms.business_date() RETURNS date
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
-    SELECT (now() AT TIME ZONE s.timezone)::date FROM hms.settings s
-$$;
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
+BEGIN  -- plpgsql: its plan is cached (an SQL function's is made again on every call)
+    RETURN (SELECT (now() AT TIME ZONE s.timezone)::date FROM hms.settings s);
+END $$;
 
 CREATE FUNCTION hms.clinic_timezone() RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$

@@ -68,33 +68,41 @@ CREATE TRIGGER visits_queue_version BEFORE INSERT OR UPDATE ON hms.visits
 -- last 10 consultations of at least a minute (shorter ones are keying slips) -- today once
 -- there are three; else over the 7 days before (at least three); else the clinic's setting.
 CREATE FUNCTION hms.consult_minutes(p_doctor integer, p_date date) RETURNS numeric
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
-    -- Only the latest ten of each range reach hms.pace (an index serves them in that order).
-    SELECT coalesce(hms.pace(ARRAY(SELECT v FROM hms.visits v
-                                    WHERE v.doctor_id = p_doctor AND v.business_date = p_date
-                                      AND v.status = 'COMPLETED'
-                                      AND v.ended_at - v.started_at >= interval '1 minute'
-                                    ORDER BY v.ended_at DESC LIMIT 10)),
-                    hms.pace(ARRAY(SELECT v FROM hms.visits v
-                                    WHERE v.doctor_id = p_doctor
-                                      AND v.business_date BETWEEN p_date - 7 AND p_date - 1
-                                      AND v.status = 'COMPLETED'
-                                      AND v.ended_at - v.started_at >= interval '1 minute'
-                                    ORDER BY v.ended_at DESC LIMIT 10)),
-                    (SELECT consult_minutes FROM hms.settings))
-$$;
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
+DECLARE pace numeric;
+BEGIN
+    -- Only the latest ten of each range reach hms.pace; visits_completed serves each day's in
+    -- that order, so neither a busy day nor a long history is read whole. (plpgsql: its
+    -- plans are cached, where an SQL function's are made again on every call.)
+    pace := hms.pace(ARRAY(SELECT v FROM hms.visits v
+                            WHERE v.doctor_id = p_doctor AND v.business_date = p_date
+                              AND v.status = 'COMPLETED'
+                              AND v.ended_at - v.started_at >= interval '1 minute'
+                            ORDER BY v.ended_at DESC LIMIT 10));
+    IF pace IS NULL THEN
+        pace := hms.pace(ARRAY(SELECT x.v FROM generate_series(p_date - 7, p_date - 1, interval '1 day') d,
+                                    LATERAL (SELECT v FROM hms.visits v
+                                              WHERE v.doctor_id = p_doctor AND v.business_date = d::date
+                                                AND v.status = 'COMPLETED'
+                                                AND v.ended_at - v.started_at >= interval '1 minute'
+                                              ORDER BY v.ended_at DESC LIMIT 10) x
+                                ORDER BY (x.v).ended_at DESC LIMIT 10));
+    END IF;
+    RETURN coalesce(pace, (SELECT consult_minutes FROM hms.settings));
+END $$;
 
 -- A doctor's pace over these visits: the average of the last 10 consultations of at least a
 -- minute, once there are three (else NULL). Pure: the replay computes it from the trail.
 CREATE FUNCTION hms.pace(p_visits hms.visits[]) RETURNS numeric
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN count(*) >= 3 THEN avg(recent.minutes) END
-      FROM (SELECT extract(epoch FROM v.ended_at - v.started_at) / 60 AS minutes
-              FROM unnest(p_visits) v
-             WHERE v.status = 'COMPLETED' AND v.started_at IS NOT NULL
-               AND v.ended_at - v.started_at >= interval '1 minute'
-             ORDER BY v.ended_at DESC LIMIT 10) recent
-$$;
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN  -- plpgsql: its plan is cached (an SQL function's is made again on every call)
+    RETURN (SELECT CASE WHEN count(*) >= 3 THEN avg(recent.minutes) END
+              FROM (SELECT extract(epoch FROM v.ended_at - v.started_at) / 60 AS minutes
+                      FROM unnest(p_visits) v
+                     WHERE v.status = 'COMPLETED' AND v.started_at IS NOT NULL
+                       AND v.ended_at - v.started_at >= interval '1 minute'
+                     ORDER BY v.ended_at DESC LIMIT 10) recent);
+END $$;
 
 -- Minutes until the patient at waiting position `pos` is called, given how many are being
 -- served now: everyone ahead of them and whoever is with the doctor.
@@ -149,33 +157,44 @@ $$;
 -- before stay ahead; anyone else, and everyone under 'arrival', by arrival. hms.ranked then
 -- orders by priority first, then this key.
 CREATE FUNCTION hms.arrival_key(p_appointment timestamptz DEFAULT NULL) RETURNS numeric
-LANGUAGE sql STABLE AS $$
-    SELECT hms.epoch_us(CASE
-               WHEN s.queue_rule = 'fair' AND p_appointment IS NOT NULL
-                    AND now() BETWEEN p_appointment - make_interval(mins => s.booking_early_minutes)
-                                  AND p_appointment + make_interval(mins => s.booking_late_minutes)
-               THEN p_appointment ELSE now() END)::numeric / 1000000
-      FROM hms.settings s
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT hms.epoch_us(CASE
+                WHEN s.queue_rule = 'fair' AND p_appointment IS NOT NULL
+                     AND now() BETWEEN p_appointment - make_interval(mins => s.booking_early_minutes)
+                                   AND p_appointment + make_interval(mins => s.booking_late_minutes)
+                THEN p_appointment ELSE now() END)::numeric / 1000000
+              FROM hms.settings s);
+END $$;
 
 -- The estimate a patient is given as they join the line: v (as it is about to be written)
 -- ranked among the day's others, as every read will rank it.
 CREATE FUNCTION hms.quote(v hms.visits, OUT eta_from timestamptz, OUT eta_to timestamptz)
-LANGUAGE sql STABLE AS $$
-    SELECT r.eta_from, r.eta_to
-      FROM hms.ranked(ARRAY(SELECT o FROM unnest(hms.day_visits(v.doctor_id, v.business_date, false)) o
-                             WHERE o.id IS DISTINCT FROM v.id) || v,
-                      hms.consult_minutes(v.doctor_id, v.business_date), now()) r
-     WHERE (r.visit).id IS NOT DISTINCT FROM v.id
-$$;
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    others hms.visits[] := ARRAY(SELECT o FROM unnest(hms.day_visits(v.doctor_id, v.business_date, false)) o
+                                  WHERE o.id IS DISTINCT FROM v.id);
+    per    numeric := hms.consult_minutes(v.doctor_id, v.business_date);
+BEGIN
+    -- Variables, not calls, as hms.ranked's arguments: inlined, it would evaluate a call for
+    -- every row.
+    SELECT r.eta_from, r.eta_to INTO eta_from, eta_to
+      FROM hms.ranked(others || v, per, now()) r
+     WHERE (r.visit).id IS NOT DISTINCT FROM v.id;
+END $$;
 
 -- A doctor's visits of a day: the active ones (waiting or being served), or all of them.
 CREATE FUNCTION hms.day_visits(p_doctor integer, p_date date, p_all boolean) RETURNS hms.visits[]
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce(array_agg(v), '{}') FROM hms.visits v
-     WHERE v.doctor_id = p_doctor AND v.business_date = p_date
-       AND (p_all OR v.status IN ('WAITING', 'CALLED', 'IN_CONSULTATION'))
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF p_all THEN
+        RETURN (SELECT coalesce(array_agg(v), '{}') FROM hms.visits v
+                 WHERE v.doctor_id = p_doctor AND v.business_date = p_date);
+    END IF;
+    RETURN (SELECT coalesce(array_agg(v), '{}') FROM hms.visits v
+             WHERE v.doctor_id = p_doctor AND v.business_date = p_date
+               AND v.status IN ('WAITING', 'CALLED', 'IN_CONSULTATION'));
+END $$;
 
 -- ---------------------------------------------------------------------------------------
 -- What the desk reads: visits with names, rooms, positions and estimates
@@ -213,10 +232,11 @@ CREATE TYPE hms.visit_info AS (
 -- version gives the same estimates, and a screen holding that version holds them too), or
 -- now for a queue that has not changed today.
 CREATE FUNCTION hms.queue_clock(p_doctor integer, p_date date) RETURNS timestamptz
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce((SELECT changed_at FROM hms.counters
-                      WHERE kind = 'serial' AND scope_id = p_doctor AND period = p_date), now())
-$$;
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN coalesce((SELECT changed_at FROM hms.counters
+                      WHERE kind = 'serial' AND scope_id = p_doctor AND period = p_date), now());
+END $$;
 
 -- hms.ranked's rows with what the desk shows of each, joined once (set-based: every live
 -- screen reads this on every change). Estimates as of p_now (default: the queue's clock).
@@ -245,6 +265,8 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
 DECLARE
     v      hms.visits;
     active boolean;
+    line   hms.visits[];
+    per    numeric;
     found_ hms.visit_info;
 BEGIN
     SELECT * INTO v FROM hms.visits WHERE id = p_visit;
@@ -253,11 +275,14 @@ BEGIN
     END IF;
     -- An active visit's position and estimate depend on its whole queue; any other stands alone.
     active := v.status IN ('WAITING', 'CALLED', 'IN_CONSULTATION');
+    IF active THEN  -- variables as arguments: inlined, a call would run for every row
+        line := hms.day_visits(v.doctor_id, v.business_date, false);
+        per := hms.consult_minutes(v.doctor_id, v.business_date);
+    ELSE
+        line := ARRAY[v];
+    END IF;
     SELECT (x.info).* INTO found_
-      FROM hms.ranked_infos(
-               CASE WHEN active THEN hms.day_visits(v.doctor_id, v.business_date, false) ELSE ARRAY[v] END,
-               CASE WHEN active THEN hms.consult_minutes(v.doctor_id, v.business_date) END,
-               p_replayed) x
+      FROM hms.ranked_infos(line, per, p_replayed) x
      WHERE (x.info).visit_id = p_visit;
     RETURN found_;
 END $$;
@@ -267,13 +292,13 @@ END $$;
 CREATE FUNCTION hms.queue(p_doctor text, p_all boolean DEFAULT false) RETURNS SETOF hms.visit_info
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
 DECLARE
-    d  hms.doctors := hms.doctor_by_code(p_doctor);
-    bd date := hms.business_date();
+    d    hms.doctors := hms.doctor_by_code(p_doctor);
+    bd   date := hms.business_date();
+    line hms.visits[] := hms.day_visits(d.id, bd, p_all);
+    per  numeric := hms.consult_minutes(d.id, bd);
 BEGIN
     RETURN QUERY
-    SELECT (x.info).* FROM hms.ranked_infos(hms.day_visits(d.id, bd, p_all),
-                                           hms.consult_minutes(d.id, bd)) x
-     ORDER BY x.ord;
+    SELECT (x.info).* FROM hms.ranked_infos(line, per) x ORDER BY x.ord;
 END $$;
 
 -- The waiting visit called next: position 1 (under the queue lock it stays so to commit).
@@ -344,6 +369,8 @@ DECLARE
     d     hms.doctors;
     head  bigint;
     since bigint;
+    line  hms.visits[];
+    per   numeric;
 BEGIN
     FOR i IN 1 .. coalesce(array_length(p_doctors, 1), 0) LOOP
         SELECT * INTO d FROM hms.doctors WHERE code = p_doctors[i];
@@ -358,12 +385,14 @@ BEGIN
                                 NULL::hms.visit_info;
             CONTINUE;
         END IF;
+        line := hms.day_visits(d.id, bd, false);  -- variables: a call would run for every row
+        per := hms.consult_minutes(d.id, bd);
         RETURN QUERY
         SELECT d.code, head, x.ord, (x.info).visit_id, (x.info).position, (x.info).wait_minutes,
                (x.info).eta_from, (x.info).eta_to,
                CASE WHEN x.queue_version <= since THEN NULL
                     WHEN p_masked THEN hms.masked(x.info) ELSE x.info END
-          FROM hms.ranked_infos(hms.day_visits(d.id, bd, false), hms.consult_minutes(d.id, bd)) x
+          FROM hms.ranked_infos(line, per) x
          ORDER BY x.ord;
         IF NOT FOUND THEN  -- an empty queue: just its version
             RETURN QUERY SELECT d.code, head, NULL::integer, NULL::bigint, NULL::integer,

@@ -33,14 +33,23 @@ END $$;
 -- are exactly those of hms.visit_info, so a row reads like one of hms.queue. The view is
 -- what the display role may read; the function behind it reads the tables as their owner.
 CREATE FUNCTION hms.display_rows() RETURNS SETOF hms.visit_info
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
-    SELECT m.*
-      FROM hms.doctors d,
-           LATERAL hms.ranked_infos(hms.day_visits(d.id, hms.business_date(), false),
-                                    hms.consult_minutes(d.id, hms.business_date())) x,
-           LATERAL hms.masked(x.info) m
-     ORDER BY d.code, x.ord
-$$;
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
+DECLARE
+    bd   date := hms.business_date();
+    d    hms.doctors;
+    line hms.visits[];
+    per  numeric;
+BEGIN
+    -- One doctor at a time, with the queue and pace in variables: as arguments of the
+    -- inlined hms.ranked_infos, calls would run again for every row.
+    FOR d IN SELECT * FROM hms.doctors ORDER BY code LOOP
+        line := hms.day_visits(d.id, bd, false);
+        CONTINUE WHEN cardinality(line) = 0;
+        per := hms.consult_minutes(d.id, bd);
+        RETURN QUERY SELECT m.* FROM hms.ranked_infos(line, per) x, LATERAL hms.masked(x.info) m
+                      ORDER BY x.ord;
+    END LOOP;
+END $$;
 
 CREATE VIEW hms.display_queue WITH (security_barrier) AS SELECT * FROM hms.display_rows();
 
