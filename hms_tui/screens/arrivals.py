@@ -88,6 +88,8 @@ class ExpectedDialog(FollowingDialog):
                          classes="title")
             yield DiffTable(["Slot", "Dr", "Patient", "MRN", "State"], id="expected")
             yield Static("", classes="error")
+            yield Static(Text("Arrived: the token is issued; within the window around the slot "
+                              "they queue by slot time, else by arrival.", style="dim"))
         yield KeyBar()
 
     def read(self, desk: Desk) -> tuple[tzinfo, list[Expected]]:
