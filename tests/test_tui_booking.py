@@ -151,6 +151,11 @@ def test_reception_books_a_patient_into_a_slot_and_sees_the_day_fill(
                         "t Today", "Doctor"):
                 assert key in shown, (key, shown)
 
+            # Another desk books meanwhile: the day follows by itself.
+            desk.book("D1", clinic["patients"][1], f"{day} 10:45")
+            await wait_until(pilot, lambda: slot_cells(dialog, "10:45")[2:] == [
+                "1", "1", "Patient 01"], message="another desk's booking shown")
+
             await cursor_to(pilot, dialog, "10:30")
             await pilot.press("enter")
             asked = await wait_screen(pilot, ConfirmDialog)
