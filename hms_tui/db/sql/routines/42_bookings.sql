@@ -304,21 +304,46 @@ BEGIN
      ORDER BY v.appointment_at;
 END $$;
 
--- Today's (or a date's) bookings that have not arrived: 'due' before their window closes,
--- 'late' once their slot has begun, 'not arrived' after the late window (the day close marks
--- those no-show).
+-- How a booking that has not arrived stands: 'due' before its slot begins, 'late' once it
+-- has, 'not arrived' after the late window (the day close marks those no-show).
+CREATE FUNCTION hms.booking_state(p_appointment timestamptz) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN now() > p_appointment + make_interval(mins => s.booking_late_minutes)
+                     THEN 'not arrived'
+                WHEN now() >= p_appointment THEN 'late'
+                ELSE 'due' END
+      FROM hms.settings s
+$$;
+
+-- Today's (or a date's) bookings that have not arrived, with their hms.booking_state.
 CREATE FUNCTION hms.expected(p_date date DEFAULT NULL, p_doctor text DEFAULT NULL)
 RETURNS TABLE (visit_id bigint, doctor text, patient_id bigint, patient_name text, mrn text,
                appointment_at timestamptz, state text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
-    SELECT v.id, d.code, p.id, p.name, p.mrn, v.appointment_at,
-           CASE WHEN now() > v.appointment_at + make_interval(mins => s.booking_late_minutes)
-                     THEN 'not arrived'
-                WHEN now() >= v.appointment_at THEN 'late'
-                ELSE 'due' END
+    SELECT v.id, d.code, p.id, p.name, p.mrn, v.appointment_at, hms.booking_state(v.appointment_at)
       FROM hms.visits v JOIN hms.doctors d ON d.id = v.doctor_id
-      JOIN hms.patients p ON p.id = v.patient_id, hms.settings s
+      JOIN hms.patients p ON p.id = v.patient_id
      WHERE v.status = 'BOOKED' AND v.business_date = coalesce(p_date, hms.business_date())
        AND (p_doctor IS NULL OR d.code = hms.parse_code(p_doctor))
      ORDER BY v.appointment_at, d.code
+$$;
+
+-- A doctor's day of bookings, in slot order: who holds each place in hms.day_slots (every
+-- booking but cancelled ones) and how it stands -- hms.booking_state while it has not
+-- arrived, else the visit's state (WAITING, COMPLETED, ...).
+CREATE FUNCTION hms.day_bookings(p_doctor text, p_date date DEFAULT NULL)
+RETURNS TABLE (visit_id bigint, doctor text, appointment_at timestamptz, patient_id bigint,
+               patient_name text, mrn text, token text, status text, state text,
+               overbooked text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
+    SELECT v.id, d.code, v.appointment_at, p.id, p.name, p.mrn, v.token, v.status::text,
+           CASE WHEN v.status = 'BOOKED' THEN hms.booking_state(v.appointment_at)
+                ELSE v.status::text END,
+           v.overbooked
+      FROM hms.doctor_by_code(p_doctor) d
+      JOIN hms.visits v ON v.doctor_id = d.id
+      JOIN hms.patients p ON p.id = v.patient_id
+     WHERE v.business_date = coalesce(p_date, hms.business_date())
+       AND v.appointment_at IS NOT NULL AND v.status <> 'CANCELLED'
+     ORDER BY v.appointment_at, v.id
 $$;
