@@ -7,8 +7,7 @@
 -- true matches, so the result is the plain definition's on every server. Being expression
 -- indexes, they stay right whatever writes the rows (COPY and disabled triggers included).
 -- A name-order index serves names that start with the text, in order (it replaces the old
--- text_pattern_ops one); a covering index in id order lets a common text's latest matches
--- be read from the index alone.
+-- text_pattern_ops one).
 
 SET LOCAL maintenance_work_mem = '256MB';  -- the GIN builds below, at a million patients
 
@@ -32,6 +31,5 @@ CREATE INDEX patients_phone_grams ON hms.patients
     USING gin (hms.search_grams(regexp_replace(phone, '[^0-9]', '', 'g'), 3))
     WHERE phone IS NOT NULL;
 CREATE INDEX patients_name_order ON hms.patients ((lower(name) COLLATE "C"), id);
-CREATE INDEX patients_recent ON hms.patients (id, (lower(name) COLLATE "C")) INCLUDE (mrn, phone);
 CREATE INDEX patients_lower_mrn ON hms.patients ((lower(mrn) COLLATE "C"));
 DROP INDEX hms.patients_lower_name;

@@ -180,9 +180,9 @@ $$;
 -- Search's third group (hms.search_patients): matches that neither have the MRN lt nor a
 -- name starting with it, latest registered first, at most p_need. Two ways to find them:
 --
--- Latest first: read the covering index patients_recent backwards (never the table, and the
--- lower-case names as the index holds them) and keep the matches; p_rows bounds how many
--- entries are read (NULL: no bound). A common text meets its first matches soon.
+-- Latest first: read the patients backwards by id (the table lies in that order) and keep
+-- the matches; p_rows bounds how many are read (NULL: no bound). A common text meets its
+-- first matches soon.
 CREATE FUNCTION hms.search_recent(lt text, pat text, digits text, p_need integer, p_rows integer)
 RETURNS bigint[]
 LANGUAGE plpgsql STABLE SET plan_cache_mode = force_custom_plan AS $$
@@ -237,8 +237,8 @@ END $$;
 --
 -- Fast at a million patients without pg_trgm (the embedded server has none): the first two
 -- groups are index ranges in their order; the third is read latest first when the text is
--- short letters (common ones match soon), from the gram indexes first when it is longer or
--- holds a digit (likely rare), the other way when the first gives up.
+-- letters (a common text matches soon), from the gram indexes first when it holds a digit
+-- (phones and MRNs are rare in names), the other way when the first gives up.
 CREATE FUNCTION hms.search_patients(p_text text, p_limit integer DEFAULT 50)
 RETURNS TABLE (id bigint, mrn text, name text, phone text, birth_date date, age integer, active_visits text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = hms, pg_temp
@@ -268,11 +268,11 @@ BEGIN
              ORDER BY lower(p.name) COLLATE "C", p.id LIMIT lim - cardinality(ids));
         need := lim - cardinality(ids);
     END IF;
-    IF need > 0 AND (t ~ '[0-9]' OR length(t) >= 5) THEN
-        more := coalesce(hms.search_by_grams(lt, pat, digits, need, 1000),
+    IF need > 0 AND t ~ '[0-9]' THEN
+        more := coalesce(hms.search_by_grams(lt, pat, digits, need, 2000),
                          hms.search_recent(lt, pat, digits, need, NULL));
     ELSIF need > 0 THEN
-        more := hms.search_recent(lt, pat, digits, need, 30000);
+        more := hms.search_recent(lt, pat, digits, need, 5000);
         IF cardinality(more) < need THEN
             more := hms.search_by_grams(lt, pat, digits, need, NULL);
         END IF;
