@@ -164,7 +164,9 @@ def main() -> None:
     if not admin:
         from hms_tui.db.embedded import EmbeddedServer
 
-        data = Path(tempfile.mkdtemp(prefix="hms-bench-")) / "pg"
+        scratch = Path(tempfile.mkdtemp(prefix="hms-bench-"))
+        scratch.chmod(0o755)  # the embedded server may run as another user
+        data = scratch / "pg"
         server = EmbeddedServer(data)
         uri = server.start()
         with psycopg.connect(uri, autocommit=True) as conn:

@@ -91,7 +91,7 @@ def test_a_missing_printer_is_one_line_exit_12_and_the_checkin_stands(
     assert sql.execute("SELECT count(*) FROM hms.visits").fetchone() == (3,)
 
 
-def test_arrive_print_and_a_replayed_checkin_reprints(
+def test_arrive_print_and_a_replayed_checkin_prints_again(
         cli_env: dict[str, str], cups: Cups, tmp_path: Path, desk: Desk,
         clinic: dict[str, Any]) -> None:
     out = cups.file_queue("cli_arrivals")
@@ -106,7 +106,8 @@ def test_arrive_print_and_a_replayed_checkin_reprints(
     text = cups.take(out)
     assert "D2-001" in text and "Dr Mehta" in text and "Reprinted" not in text
 
-    # A retried keyed check-in returns the first visit: its slip says it is a reprint.
+    # A retried keyed check-in (after a lost reply, whose slip never printed) returns the
+    # first visit and prints its slip.
     first = js(env, "checkin", "--doctor", "D1", "--patient", str(clinic["patients"][7]),
                "--key", "k-1", "--print")
     assert first["slip"]["printed"] is True and "Reprinted" not in cups.take(out)
@@ -115,4 +116,4 @@ def test_arrive_print_and_a_replayed_checkin_reprints(
     assert again["replayed"] is True and again["visit_id"] == first["visit_id"]
     assert again["slip"]["printed"] is True
     text = cups.take(out)
-    assert "D1-001" in text and "Reprinted" in text
+    assert "D1-001" in text and "Checked in" in text and "Reprinted" not in text

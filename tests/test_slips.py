@@ -332,3 +332,20 @@ def test_services_stay_ui_free_and_load_printer_libraries_only_when_printing() -
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60).stdout
     assert out.strip() == "[]"
+
+
+def test_readme_and_sample_config_document_every_printing_and_voice_key() -> None:
+    """The README's table of keys and sample_config.toml name every [printer], [slip] and
+    [voice] setting there is (a key added to the config and not documented fails here)."""
+    from hms_tui.config import PrinterSettings, SlipSettings, VoiceSettings
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    sample = (root / "sample_config.toml").read_text(encoding="utf-8")
+    tabled = set(re.findall(r"^\| `((?:printer|slip|voice)\.\w+)` \|", readme, re.MULTILINE))
+    keys = {f"{section}.{field.name}" for section, cls in
+            (("printer", PrinterSettings), ("slip", SlipSettings), ("voice", VoiceSettings))
+            for field in dataclasses.fields(cls)}
+    assert tabled == keys
+    for key in keys:
+        assert re.search(rf"^# ?{key.split('.')[1]} = ", sample, re.MULTILINE), key

@@ -7,6 +7,7 @@ Every action is checked twice: on the screen (widgets read back as text) and in 
 from __future__ import annotations
 
 import os
+import re
 import stat
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -30,7 +31,7 @@ from hms_tui.screens.pickers import (
     PriorityPicker,
     ReasonDialog,
 )
-from hms_tui.screens.reception import PRI_COL, ReceptionScreen
+from hms_tui.screens.reception import PRI_COL, ReceptionScreen, eta
 from hms_tui.services.desk import Desk
 from hms_tui.widgets.bigtext import BigText
 from hms_tui.widgets.queue_table import DiffTable
@@ -376,8 +377,10 @@ def test_queues_are_live_with_positions_and_waiting_times(
             await wait_until(pilot, lambda: column(queue, 1) == ["D1-003", "D1-001", "D1-002"])
             assert column(queue, 0) == ["1", "2", "3"]
             assert column(queue, PRI_COL) == ["EMERGENCY", "", ""]
-            truth = {v.token: v.wait_minutes for v in desk.queue("D1")}
-            assert column(queue, 5) == [f"~{truth[t]}m" for t in column(queue, 1)]
+            # The estimated call time, as the database's range in the clinic's zone.
+            truth = {v.token: eta(v, app.clinic_zone) for v in desk.queue("D1")}
+            assert column(queue, 5) == [truth[t] for t in column(queue, 1)]
+            assert all(re.fullmatch(r"\d\d:\d\d-\d\d:\d\d", t) for t in column(queue, 5))
 
             # Waiting minutes tick on by the app's clock.
             assert first.checked_in_at is not None

@@ -258,9 +258,9 @@ def test_80x24_shows_the_main_keys_and_readable_priorities(desk: Desk,
             await pilot.pause(0.2)
             shown = screen_text(app)
             bar = "\n".join(shown.splitlines()[-2:])
-            for key in ("F1 Help", "F3 New patient", "F4 Check in", "F5 Bill", "F6 Void bill",
-                        "F7/F8 Doctor", "F9 Edit patient", "c Cancel", "t Transfer",
-                        "p Priority", "^r Reprint", "^q Quit"):
+            for key in ("F1 Help", "F3 New", "F4 Check in", "F5 Bill", "F6 Void bill",
+                        "F7/F8 Doctor", "F9 Edit", "F10 Book", "F12 Expected", "c Cancel",
+                        "t Transfer", "p Priority", "^r Reprint", "^q Quit"):
                 assert key in bar, (key, bar)
             assert "EMERGENCY" in shown and "URGENT" in shown
             assert reception(app).query_one(KeyBar).region.height == 2

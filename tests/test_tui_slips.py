@@ -113,7 +113,7 @@ def test_a_printer_that_never_takes_the_slip_never_holds_up_the_desk(
 
     async def go() -> None:
         app = make_app(Role.RECEPTION, desk,
-                       settings=printing("tui_off", timeout=5, preview=False))
+                       settings=printing("tui_off", timeout=8, preview=False))
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_live(pilot, board=2)
             await find_and_check_in(pilot, "Patient 01", "Patient 01")

@@ -5,13 +5,16 @@ Deterministic by construction: a fresh database per test (same ids, tokens and M
 server), fixed names, no dates of birth (ages change), no completed consultations (the wait
 estimate would follow real durations), a frozen clock (the clock, the badge's last refresh and
 the waiting minutes, which clamp to 0 for a clock in the past), no bell, no blinking cursor, and
-the screenshot is taken only once the listener is live and the data is on screen.
+the screenshot is taken only once the listener is live and the data is on screen; the
+estimated call times (instants by the database's clock) are pinned like the app's clock.
 
 Update with: pytest tests/test_tui_snapshots.py --snapshot-update (then look at the SVGs).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import timedelta
 from typing import Any
 
 from textual.pilot import Pilot
@@ -20,11 +23,12 @@ from textual.widgets import Input, Static
 from hms_tui.app import HmsApp, Role
 from hms_tui.screens.display import DisplayScreen, DoctorPanel
 from hms_tui.screens.pickers import CheckinDialog
-from hms_tui.screens.reception import ReceptionScreen
+from hms_tui.screens.reception import ReceptionScreen, eta
 from hms_tui.services.desk import Desk
 from hms_tui.widgets.bigtext import BigText
 from hms_tui.widgets.queue_table import DiffTable
 from tests.tui_helpers import (
+    FROZEN,
     column,
     make_app,
     settings_with,
@@ -138,7 +142,26 @@ def test_reception_after_a_check_in(snap_compare: Any, desk: Desk,
         board = screen.query_one("#board", DiffTable)
         await wait_until(pilot, lambda: column(board, 4) == ["5", "1", "0"])
         results.move_cursor(row=0)
+        pin_estimates(app)
+        screen.redraw_queue()
+        pinned = [eta(v, app.clinic_zone) for v in app.live.queues["D1"]]
+        await wait_until(pilot, lambda: column(queue, 5) == pinned)
         await pilot.pause()
 
     app = make_app(Role.RECEPTION, desk)
     assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)
+
+
+def pin_estimates(app: HmsApp) -> None:
+    """The estimated call times are instants by the database's clock (reckoned from the
+    queue's last change): pin them in the app's copy of the live state, the way the app's
+    clock is frozen, so the Est column draws the same on every run (test_tui_reception
+    checks the real ones against the database)."""
+    zone = app.clinic_zone
+    base = FROZEN.astimezone(zone).replace(hour=9, minute=50, second=0)
+    for code, visits in app.live.queues.items():
+        app.live.queues[code] = tuple(
+            dataclasses.replace(v, eta_from=base + timedelta(minutes=5 * i),
+                                eta_to=base + timedelta(minutes=5 * i + 15))
+            if v.eta_from is not None else v
+            for i, v in enumerate(visits))

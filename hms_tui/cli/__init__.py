@@ -61,6 +61,7 @@ def _register() -> None:
     # Imported for their side effect of adding commands to ``app``.
     from hms_tui.cli import (  # noqa: F401
         audit_commands,
+        bench_command,
         bill_commands,
         booking_commands,
         clinic_commands,

@@ -33,8 +33,9 @@ def _show_and_print(ctx: typer.Context, visit: Visit, json_mode: bool, print_: b
     if not print_:
         _show(visit, json_mode)
         return
-    outcome = print_visit_slip(common.desk(ctx), visit, common.context(ctx).settings,
-                               reprint=visit.replayed)
+    # A replayed keyed check-in is usually a retry after a lost reply, whose slip never
+    # printed: its slip is not marked as a reprint.
+    outcome = print_visit_slip(common.desk(ctx), visit, common.context(ctx).settings)
     if json_mode:
         render.emit_json({**to_jsonable(visit), "slip": outcome.as_json()})
     else:

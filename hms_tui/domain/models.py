@@ -181,6 +181,23 @@ class Expected:
 
 
 @dataclass(frozen=True)
+class Booking:
+    """Who holds a place in a doctor's day (``hms.day_bookings``): ``state`` is 'due', 'late'
+    or 'not arrived' while the booking has not arrived, else the visit's status."""
+
+    visit_id: int
+    doctor: str
+    appointment_at: datetime
+    patient_id: int
+    patient_name: str
+    mrn: str
+    token: str | None
+    status: str
+    state: str
+    overbooked: str | None
+
+
+@dataclass(frozen=True)
 class BillItem:
     line: int
     description: str

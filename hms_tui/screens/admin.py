@@ -1,6 +1,7 @@
-"""Admin, used over SSH: doctors, clinic settings, today's numbers, the audit trail, statistics.
+"""Admin, used over SSH: doctors, clinic settings, today's numbers, the audit trail, statistics,
+the doctors' sessions.
 
-Each tab's keys work on that tab only (and only those show in the key bar); 1-6 switch tabs
+Each tab's keys work on that tab only (and only those show in the key bar); 1-7 switch tabs
 and the tab's table takes the focus. Deactivating a doctor and locking a login ask first,
 naming what they act on. The audit tab follows new events, newest first and in view.
 """
@@ -24,6 +25,7 @@ from hms_tui.screens.base import LiveScreen
 from hms_tui.screens.doctors import DoctorDialog, deactivate
 from hms_tui.screens.forms import TimelineDialog
 from hms_tui.screens.pickers import ConfirmDialog
+from hms_tui.screens.sessions import SessionsPane
 from hms_tui.screens.staff import StaffDialog, staff_row
 from hms_tui.screens.statistics import REFRESH_EVERY, StatisticsPane
 from hms_tui.services.failover import Durability, Failover, warnings
@@ -44,12 +46,15 @@ SETTINGS_FIELDS = (
     ("calls_ahead", "Calls ahead", "More calls while a patient is with the doctor (0-10)"),
 )
 NUMBERS = ("recall_limit", "requeue_after", "skip_places", "consult_minutes", "calls_ahead")
-TABS = ("tab-doctors", "tab-staff", "tab-settings", "tab-today", "tab-audit", "tab-stats")
+TABS = ("tab-doctors", "tab-staff", "tab-settings", "tab-today", "tab-audit", "tab-stats",
+        "tab-sessions")
 # Which tab each action belongs to (the others work everywhere).
 ACTION_TAB = {
     "add_doctor": "tab-doctors", "edit_doctor": "tab-doctors", "toggle_doctor": "tab-doctors",
     "add_staff": "tab-staff", "toggle_staff": "tab-staff",
     "save_settings": "tab-settings", "reload_audit": "tab-audit",
+    "add_session": "tab-sessions", "remove_session": "tab-sessions",
+    "add_leave": "tab-sessions",
 }
 AUDIT_ROWS = 200
 
@@ -63,6 +68,7 @@ class AdminScreen(LiveScreen):
         Binding("4", "tab('tab-today')", "Today"),
         Binding("5", "tab('tab-audit')", "Audit"),
         Binding("6", "tab('tab-stats')", "Statistics"),
+        Binding("7", "tab('tab-sessions')", "Sessions"),
         Binding("a", "add_doctor", "Add doctor"),
         Binding("e", "edit_doctor", "Edit doctor"),
         Binding("x", "toggle_doctor", "(De)activate"),
@@ -70,6 +76,11 @@ class AdminScreen(LiveScreen):
         Binding("l", "toggle_staff", "Lock/unlock login"),
         Binding("ctrl+s", "save_settings", "Save settings"),
         Binding("f5", "reload_audit", "Reload audit"),
+        # The Sessions tab (screens/sessions.py): the same letters as the other tabs' add,
+        # remove and lock, on that tab only.
+        Binding("a", "add_session", "Add session"),
+        Binding("x", "remove_session", "Remove session"),
+        Binding("l", "add_leave", "Leave"),
         Binding("escape", "leave_field", "Leave the field", show=False),
         Binding("ctrl+q", "app.quit", "Quit"),
     ]
@@ -100,7 +111,7 @@ class AdminScreen(LiveScreen):
                 yield DiffTable(["Code", "Name", "Room", "Prefix", "Active"], id="doctors")
             with TabPane("2 Staff", id="tab-staff"):
                 yield DiffTable(["Login", "Role", "Doctors", "Can log in"], id="staff")
-            with TabPane("3 Clinic settings", id="tab-settings"), Vertical():
+            with TabPane("3 Settings", id="tab-settings"), Vertical():
                 for field, label, hint in SETTINGS_FIELDS:
                     with Horizontal(classes="row"):
                         yield Label(label)
@@ -119,6 +130,8 @@ class AdminScreen(LiveScreen):
                                  "Status"], id="audit")
             with TabPane("6 Statistics", id="tab-stats"):
                 yield StatisticsPane(id="stats")
+            with TabPane("7 Sessions", id="tab-sessions"):
+                yield SessionsPane(id="sessions-pane")
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -160,6 +173,8 @@ class AdminScreen(LiveScreen):
             self.action_reload_audit()
         if tab == "tab-stats":
             self.query_one(StatisticsPane).load()
+        if tab == "tab-sessions":
+            self.query_one(SessionsPane).load()
 
     def _focus_tab_body(self, tab: str, *, fields: bool = True) -> None:
         """The tab's table takes the focus (the settings: their first field), so arrows and
@@ -223,6 +238,17 @@ class AdminScreen(LiveScreen):
             self.notify(printable(f"{off.name} ({off.code}) deactivated{what}"), markup=False)
 
         deactivate(self.hms, doctor, done)
+
+    # -- sessions (screens/sessions.py) -------------------------------------------------------
+
+    def action_add_session(self) -> None:
+        self.query_one(SessionsPane).add()
+
+    def action_remove_session(self) -> None:
+        self.query_one(SessionsPane).remove_selected()
+
+    def action_add_leave(self) -> None:
+        self.query_one(SessionsPane).add_leave()
 
     # -- staff ---------------------------------------------------------------------------------
 
@@ -338,6 +364,12 @@ class AdminScreen(LiveScreen):
             self.hms.throttle(f"audit-{id(self)}", 1.0, self._follow_audit)
         if self.active_tab() == "tab-stats":
             self.hms.throttle(f"stats-{id(self)}", REFRESH_EVERY, self._follow_stats)
+        if self.active_tab() == "tab-sessions":  # another admin's change, or the poll
+            self.hms.throttle(f"sessions-{id(self)}", REFRESH_EVERY, self._follow_sessions)
+
+    def _follow_sessions(self) -> None:
+        if self.is_attached and self.active_tab() == "tab-sessions":
+            self.query_one(SessionsPane).load()
 
     def _follow_stats(self) -> None:
         if self.is_attached and self.active_tab() == "tab-stats":

@@ -24,6 +24,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.events import Resize
 from textual.widgets import Static
 
@@ -115,6 +116,8 @@ class DoctorPanel(Vertical):
         self.ascii_mode = ascii_mode
         self.where = ""
         self.upcoming: list[tuple[str, Priority]] = []
+        self._shown: tuple[str, str, str, list[tuple[str, Priority]], str, bool] | None = None
+        self._next_line: Text | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="where")
@@ -127,13 +130,24 @@ class DoctorPanel(Vertical):
 
     def show(self, where: str, serving: str, who: str, upcoming: list[tuple[str, Priority]],
              *, reference: str = "", emergency: bool = False) -> None:
-        self.where = self.text(where)
-        self.query_one(".where", Static).update(Text(self.where))
+        """Only what differs from what is shown is updated: every update costs a repaint of
+        that widget (and a layout), and most changes of a queue touch one line of its panel."""
+        shown = (self.text(where), serving, self.text(who), list(upcoming), reference, emergency)
+        if shown == self._shown:
+            return
+        before = self._shown
+        self._shown = shown
+        where, _, who, upcoming, _, _ = shown
+        if before is None or before[0] != where:
+            self.where = where
+            self.query_one(".where", Static).update(Text(where))
         self.query_one(BigText).update(serving or "-", reference)
-        self.query_one(".who", Static).update(Text(self.text(who)))
+        if before is None or before[2] != who:
+            self.query_one(".who", Static).update(Text(who))
         self.set_class(emergency, "emergency")
-        self.upcoming = upcoming
-        self._fit()
+        if before is None or before[0] != where or before[3] != upcoming:
+            self.upcoming = upcoming
+            self._fit()
 
     def on_resize(self) -> None:
         self._fit()
@@ -149,7 +163,9 @@ class DoctorPanel(Vertical):
         width = self.content_size.width - len("Next: ") if self.content_size.width else 200
         line = Text("Next: ")
         line.append_text(fit_tokens(self.upcoming, width, ascii_mode=self.ascii_mode))
-        self.query_one(".next", Static).update(line)
+        if line != self._next_line:
+            self._next_line = line
+            self.query_one(".next", Static).update(line)
 
 
 class DisplayScreen(LiveScreen):
@@ -262,15 +278,22 @@ class DisplayScreen(LiveScreen):
         by_code = {b.code: b for b in event.board}
         codes = [c for c in self.chosen if c in by_code and by_code[c].active] \
             if self.chosen else [b.code for b in event.board if b.active]
+        # The board comes after every change of any queue (its counts move), but a panel
+        # shows only the doctor's name, room and token prefix from it: the queue's own event
+        # redraws the rest. Refill only the panels whose doctor changed.
+        renamed = []
         for b in event.board:
-            self.rooms[b.code] = ", ".join(p for p in (b.name, b.room) if p)
+            room = ", ".join(p for p in (b.name, b.room) if p)
+            if (self.rooms.get(b.code), self.prefixes.get(b.code)) != (room, b.token_prefix):
+                renamed.append(b.code)
+            self.rooms[b.code] = room
             self.names[b.code] = (b.name, b.room)
             self.prefixes[b.code] = b.token_prefix
         if codes != self.codes:
             self.codes = codes
             self.run_worker(self._sync_panels(), group="panels", exit_on_error=False)
         else:
-            self._fill_all()
+            self._fill_all(renamed)
 
     async def _sync_panels(self) -> None:
         """Make the panels match ``self.codes``: remove those gone, mount the new ones in
@@ -298,10 +321,10 @@ class DisplayScreen(LiveScreen):
             if self.current is not None:
                 self._highlight(self.current)
 
-    def _fill_all(self) -> None:
-        for code in self.codes:
+    def _fill_all(self, codes: list[str] | None = None) -> None:
+        for code in self.codes if codes is None else codes:
             visits = self.hms.live.queues.get(code)
-            if visits is not None:
+            if visits is not None and code in self.codes:
                 self._fill(code, visits)
 
     def queue_changed(self, event: QueueUpdate) -> None:
@@ -311,10 +334,11 @@ class DisplayScreen(LiveScreen):
         self._fill(event.doctor, event.visits)
 
     def _fill(self, code: str, visits: tuple[Visit, ...]) -> None:
-        found = self.query(f"#panel-{code}")
-        if not found:
+        try:  # by id, not a query: no walk over every panel's widgets
+            panel = self.query_one("#panels", Container).get_child_by_id(f"panel-{code}",
+                                                                         DoctorPanel)
+        except NoMatches:
             return
-        panel = found.first(DoctorPanel)
         serving = now_serving(visits)
         waiting = [v for v in visits if v.position is not None]
         who = ""
@@ -350,7 +374,9 @@ class DisplayScreen(LiveScreen):
                   and v.called_at is not None]
         calls = {(v.visit_id, v.called_at) for v in called}
         seen = self.seen_calls.get(code)
-        self.seen_calls[code] = (seen or set()) | calls
+        # Only the calls still shown are kept (a visit that leaves and is called again has a
+        # new call time): the set stays the size of the queue on a display that runs for days.
+        self.seen_calls[code] = calls
         if seen is None:
             return  # the first picture of this queue: nothing is new
         fresh = [v for v in called if (v.visit_id, v.called_at) not in seen]

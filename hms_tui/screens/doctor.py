@@ -23,6 +23,7 @@ from hms_tui.domain.events import BoardUpdate, QueueUpdate
 from hms_tui.domain.models import SERVING_STATUSES, Priority, Status, Visit, now_serving
 from hms_tui.domain.textsafe import printable
 from hms_tui.domain.timefmt import minutes_since
+from hms_tui.screens.arrivals import DoctorBookingsDialog
 from hms_tui.screens.base import LiveScreen
 from hms_tui.screens.dialog import Dialog
 from hms_tui.screens.forms import TimelineDialog
@@ -70,6 +71,7 @@ class DoctorScreen(LiveScreen):
         Binding("q", "requeue", "Requeue"),
         Binding("c", "call_selected", "Call selected"),
         Binding("t", "timeline", "Timeline"),
+        Binding("b", "bookings", "Bookings"),
         Binding("ctrl+q", "app.quit", "Quit"),
     ]
     DEFAULT_CSS = """
@@ -309,3 +311,10 @@ class DoctorScreen(LiveScreen):
         if visit is not None:
             self.app.push_screen(TimelineDialog(
                 visit.visit_id, f"Timeline of {visit.token} {visit.patient_name}"))
+
+    def action_bookings(self) -> None:
+        """The day's bookings of this doctor: time, patient, and how each stands."""
+        if self.doctor:
+            name = next((b.name for b in self.hms.live.board if b.code == self.doctor),
+                        self.doctor)
+            self.app.push_screen(DoctorBookingsDialog(self.doctor, name))

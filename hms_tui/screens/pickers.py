@@ -15,7 +15,7 @@ from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from hms_tui.domain.errors import HmsError
-from hms_tui.domain.models import DoctorBoard, Priority, Visit
+from hms_tui.domain.models import DoctorBoard, Expected, Priority, Visit
 from hms_tui.domain.textsafe import printable
 from hms_tui.screens.dialog import Dialog
 from hms_tui.widgets.text_input import TextInput
@@ -52,6 +52,7 @@ class CheckinDialog(Dialog):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(Text(f"Check in {printable(self.patient_name)}"), classes="title")
+            yield Static("", id="booked")
             yield OptionList(*[doctor_option(b) for b in self.board], id="doctors")
             yield Static("", id="priority")
             yield Static("", classes="error")
@@ -68,6 +69,28 @@ class CheckinDialog(Dialog):
         self._show_priority()
         if not codes:
             self.show_error("No doctor is taking patients.")
+        self.hms.db_call(self.hms.desk.expected, done=self._show_booked,
+                         failed=lambda _exc: None, group="checkin-booked", exclusive=True)
+
+    def _show_booked(self, expected: list[Expected]) -> None:
+        """A patient booked today: 'booked 10:30 with Dr Rao', and that doctor preselected
+        unless the person has moved the highlight already (checking in with that doctor
+        turns the booking into the waiting visit)."""
+        mine = [e for e in expected if e.patient_id == self.patient_id]
+        if not mine:
+            return
+        names = {b.code: b.name for b in self.board}
+        zone = self.hms.clinic_zone
+        said = "; ".join(f"booked {e.appointment_at.astimezone(zone):%H:%M} with "
+                         f"{names.get(e.doctor, e.doctor)}" + (f" ({e.state})" if e.state != "due"
+                                                                 else "")
+                         for e in mine)
+        self.query_one("#booked", Static).update(Text(printable(said), style="bold"))
+        options = self.query_one(OptionList)
+        codes = [b.code for b in self.board]
+        initial = codes.index(self.preselect) if self.preselect in codes else 0
+        if mine[0].doctor in codes and options.highlighted == initial:
+            options.highlighted = codes.index(mine[0].doctor)
 
     def _show_priority(self) -> None:
         style = "bold" if self.priority == Priority.NORMAL else "bold red"

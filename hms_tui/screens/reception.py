@@ -13,7 +13,7 @@ failed (an outage) forgets the Enter, so nothing typed meanwhile fires later.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -26,7 +26,9 @@ from hms_tui.domain.events import BillUpdate, BoardUpdate, QueueUpdate, Refreshe
 from hms_tui.domain.models import Bill, Patient, PatientMatch, Priority, Visit
 from hms_tui.domain.textsafe import printable
 from hms_tui.domain.timefmt import minutes_since
+from hms_tui.screens.arrivals import ExpectedDialog
 from hms_tui.screens.base import LiveScreen
+from hms_tui.screens.booking import BookDialog
 from hms_tui.screens.forms import BillDialog, ReceiptDialog, VoidBillDialog
 from hms_tui.screens.patients import AnyPatient, RegisterDialog, label_of
 from hms_tui.screens.pickers import CheckinDialog, DoctorPicker, PriorityPicker, ReasonDialog
@@ -45,11 +47,18 @@ QUEUE_COLUMNS = ["#", "Token", "Priority", "Patient", "Waited", "Est"]
 PRI_COL, PATIENT_COL = 2, 3
 
 
+def eta(v: Visit, zone: tzinfo) -> str:
+    """When a waiting patient may expect to be called: '10:05-10:20' (the database's range)."""
+    if v.eta_from is None or v.eta_to is None:
+        return ""
+    return f"{v.eta_from.astimezone(zone):%H:%M}-{v.eta_to.astimezone(zone):%H:%M}"
+
+
 def queue_row(v: Visit, now: datetime) -> tuple[str, list[Text | str]]:
     pos = str(v.position) if v.position is not None else ("now" if v.status.value ==
                                                           "IN_CONSULTATION" else "called")
     prio = "" if v.priority == Priority.NORMAL else v.priority.value
-    est = f"~{v.wait_minutes}m" if v.wait_minutes is not None else ""
+    est = eta(v, now.tzinfo or UTC)
     # Priority before the name: a long name must never push it off a narrow screen.
     return str(v.visit_id), [pos, cell(v.token, "bold"), cell(prio, "bold red"),
                              short_cell(v.patient_name, NAME_CELLS),
@@ -78,14 +87,17 @@ def exact_match(text: str, found: list[PatientMatch]) -> PatientMatch | None:
 class ReceptionScreen(LiveScreen):
     BINDINGS = [
         *LiveScreen.BINDINGS,
-        Binding("f2", "focus_search", "Find"),
-        Binding("f3", "register", "New patient"),
+        # At 80 columns the key bar has two rows: short words, and F2 is named in the box title.
+        Binding("f2", "focus_search", "Find", show=False),
+        Binding("f3", "register", "New"),
         Binding("f4", "checkin", "Check in"),
         Binding("f5", "bill", "Bill"),
         Binding("f6", "void_bill", "Void bill"),
         Binding("f7", "other_doctor(-1)", "Doctor"),
         Binding("f8", "other_doctor(1)", "Doctor"),
-        Binding("f9", "edit_patient", "Edit patient"),
+        Binding("f9", "edit_patient", "Edit"),
+        Binding("f10", "book", "Book"),
+        Binding("f12", "expected", "Expected"),
         Binding("c", "cancel_visit", "Cancel"),
         Binding("t", "transfer", "Transfer"),
         Binding("p", "priority", "Priority"),
@@ -359,6 +371,29 @@ class ReceptionScreen(LiveScreen):
             self.notify(printable(f"Saved {patient.name} ({patient.mrn})"), markup=False)
             self.run_search(delay=0)
 
+    # -- bookings (screens/booking.py, screens/arrivals.py) ----------------------------------
+
+    def action_book(self) -> None:
+        """F10: book the selected patient of the search results into a doctor's slot."""
+        text = self.search_text()
+        shown = self.shown_query == text and (text.strip() or self.picked)
+        patient = self.selected_patient() if shown else None
+        if patient is None:
+            self.notify("Find the patient to book first (type, arrows), then F10.",
+                        severity="warning")
+            return
+        dialog = BookDialog(patient.id, label_of(patient, self.hms.now().date()),
+                            self.hms.live.board, self.last_doctor or self.doctor)
+        self.app.push_screen(dialog, self._booked)
+
+    def _booked(self, visit: Visit | None) -> None:
+        if visit is not None:
+            self.run_search(delay=0)  # the result's "Today" column names the booking
+
+    def action_expected(self) -> None:
+        """F12: today's expected arrivals; marking one arrived shows their token here."""
+        self.app.push_screen(ExpectedDialog(), self._checked_in)
+
     # -- queues --------------------------------------------------------------------------------
 
     def board_changed(self, event: BoardUpdate) -> None:
@@ -386,6 +421,8 @@ class ReceptionScreen(LiveScreen):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "board" and event.row_key.value:
             self.show_doctor(str(event.row_key.value))
+        elif event.data_table.id == "queue":
+            self.show_eta()
         elif event.data_table.id == "results" and event.data_table.has_focus:
             self.picked = True  # arrows in the results table itself
 
@@ -402,6 +439,15 @@ class ReceptionScreen(LiveScreen):
         now = self.hms.now()
         visits = self.hms.live.queues.get(self.doctor or "", ())
         self.table("queue").sync([queue_row(v, now) for v in visits])
+        self.show_eta()
+
+    def show_eta(self) -> None:
+        """The selected waiting patient's expected call time, under the queue while it has the
+        focus (at 80 columns the Est column is off to the right)."""
+        visit = self.selected_visit() if self.table("queue").has_focus else None
+        when = eta(visit, self.hms.clinic_zone) if visit is not None else ""
+        self.query_one("#queue-box").border_subtitle = (
+            Text(printable(f"{visit.token} call ~{when}")) if visit and when else None)
 
     def action_other_doctor(self, step: int) -> None:
         codes = [b.code for b in self.hms.live.board if b.active or b.waiting or b.serving]

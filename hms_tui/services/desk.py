@@ -22,6 +22,7 @@ from hms_tui.domain.errors import DuplicatePatient, InvalidInput, NotFound
 from hms_tui.domain.models import (
     AuditEntry,
     Bill,
+    Booking,
     ClinicRules,
     Doctor,
     DoctorBoard,
@@ -246,6 +247,12 @@ class Desk:
                           {"date": v.a_date(day, "date"),
                            "doctor": v.doctor_code(doctor) if doctor else None})
         return [Expected(**r) for r in rows]
+
+    def bookings(self, doctor: str, day: str | date | None = None) -> list[Booking]:
+        """A doctor's bookings of a day (default today), in slot order, with how each stands."""
+        rows = self._rows("SELECT * FROM hms.day_bookings(%(doctor)s, %(date)s)",
+                          {"doctor": v.doctor_code(doctor), "date": v.a_date(day, "date")})
+        return [Booking(**r) for r in rows]
 
     # -- sessions and leave --------------------------------------------------------------------
 

@@ -19,7 +19,6 @@ the server stops issuing numbers until an admin confirms (``sql/routines/45_fail
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -66,6 +65,23 @@ class _Seen:
     tokens: dict[str, int]  # doctor -> tokens issued today (the board)
     versions: dict[str, int]  # doctor -> queue version
     server: ServerInfo | None
+
+
+def _reranked(visit: Visit, row: Any) -> Visit:
+    """``visit`` with the position and estimates of ``row``: the same object when they did
+    not change. Every row of a queue is re-ranked on every change of it (the estimates are
+    reckoned from the queue's last change), so this is the listener's hot path: a plain copy
+    of the frozen dataclass's fields, not ``dataclasses.replace`` (which runs ``__init__``)."""
+    position, wait, eta_from, eta_to = row["position"], row["wait_minutes"], \
+        row["eta_from"], row["eta_to"]
+    held = visit.__dict__
+    if (held["position"] == position and held["wait_minutes"] == wait
+            and held["eta_from"] == eta_from and held["eta_to"] == eta_to):
+        return visit
+    copy = object.__new__(Visit)
+    copy.__dict__.update(held, position=position, wait_minutes=wait, eta_from=eta_from,
+                         eta_to=eta_to)
+    return copy
 
 
 class LiveQueues:
@@ -225,11 +241,14 @@ class LiveQueues:
             answer = grouped.get(code)
             if answer is None:
                 continue  # not a doctor (any more): the board says who is
+            held = self.queues.get(code)
             visits = self._apply(code, answer, since[codes.index(code)])
             if visits is None:
                 incomplete.append(code)
                 continue
-            changed = visits != self.queues.get(code)
+            # _apply reuses every unchanged row as the same object: compare identities first.
+            changed = held is None or len(held) != len(visits) \
+                or any(a is not b for a, b in zip(held, visits, strict=True))
             if code not in self.queues and self.only is None:
                 self._dirty.board = True  # a doctor we have not seen yet
             self.queues[code] = visits
@@ -257,10 +276,7 @@ class LiveQueues:
             if info is not None:
                 visit = Visit.from_row(dict(info))
             elif row["visit_id"] in held:
-                visit = held[row["visit_id"]]
-                fresh = {k: row[k] for k in ("position", "wait_minutes", "eta_from", "eta_to")}
-                if any(getattr(visit, k) != value for k, value in fresh.items()):
-                    visit = dataclasses.replace(visit, **fresh)
+                visit = _reranked(held[row["visit_id"]], row)
             else:
                 return None
             visits.append(visit)

@@ -31,8 +31,14 @@ def badge_text(state: ConnectionState, last: datetime | None, *, ascii_only: boo
 class ConnectionBadge(Static):
     DEFAULT_CSS = "ConnectionBadge { width: auto; padding: 0 1; }"
 
+    _shown: Text | None = None
+
     def show(self, state: ConnectionState, last: datetime | None, ascii_only: bool) -> None:
-        self.update(badge_text(state, last, ascii_only=ascii_only))
+        # Every live event asks (several per change): repaint only when the text differs.
+        text = badge_text(state, last, ascii_only=ascii_only)
+        if text != self._shown:
+            self._shown = text
+            self.update(text)
 
 
 class TitleBar(Horizontal):

@@ -240,6 +240,9 @@ END $$;
 
 -- hms.ranked's rows with what the desk shows of each, joined once (set-based: every live
 -- screen reads this on every change). Estimates as of p_now (default: the queue's clock).
+-- The pace and the clock are reckoned once (the OFFSET 0 keeps them so): the planner
+-- inlines hms.ranked and would otherwise copy their expressions (the caller's
+-- hms.consult_minutes, hms.day_visits) into every row's estimate.
 CREATE FUNCTION hms.ranked_infos(p_visits hms.visits[], p_per_patient numeric,
                                  p_replayed boolean DEFAULT false, p_now timestamptz DEFAULT NULL)
 RETURNS TABLE (ord integer, queue_version bigint, info hms.visit_info)
@@ -252,9 +255,11 @@ LANGUAGE sql STABLE AS $$
         (r.visit).cancel_reason, (r.visit).transferred_from,
         (SELECT t.id FROM hms.visits t WHERE t.transferred_from = (r.visit).id),
         r.wait_minutes, p_replayed, r.eta_from, r.eta_to)::hms.visit_info
-      FROM hms.ranked(p_visits, p_per_patient,
-                      coalesce(p_now, hms.queue_clock((p_visits[1]).doctor_id,
-                                                      (p_visits[1]).business_date))) r
+      FROM (SELECT p_per_patient AS pace,
+                   coalesce(p_now, hms.queue_clock((p_visits[1]).doctor_id,
+                                                   (p_visits[1]).business_date)) AS at
+             OFFSET 0) once
+     CROSS JOIN LATERAL hms.ranked(p_visits, once.pace, once.at) r
       JOIN hms.patients p ON p.id = (r.visit).patient_id
       JOIN hms.doctors d ON d.id = (r.visit).doctor_id
      ORDER BY r.ord

@@ -238,7 +238,8 @@ DECLARE
 BEGIN
     PERFORM hms.begin_action('session_add');
     IF p_ends <= p_starts THEN
-        PERFORM hms.fail('HM422', format('a session ends after it starts (%s to %s)', p_starts, p_ends));
+        PERFORM hms.fail('HM422', format('a session ends after it starts (%s to %s)',
+                                         to_char(p_starts, 'HH24:MI'), to_char(p_ends, 'HH24:MI')));
     END IF;
     IF p_slot NOT BETWEEN 5 AND 240 OR p_ends < p_starts + make_interval(mins => p_slot) THEN
         PERFORM hms.fail('HM422', format('slots are 5-240 minutes and fit in the session, not %s', p_slot));
@@ -255,7 +256,8 @@ BEGIN
      LIMIT 1;
     IF FOUND THEN
         PERFORM hms.fail('HM409', format('it overlaps session %s of %s (%s %s-%s)', other.id, d.code,
-            coalesce(hms.weekday_names(other.weekdays), other.on_date::text), other.starts, other.ends));
+            coalesce(hms.weekday_names(other.weekdays), other.on_date::text),
+            to_char(other.starts, 'HH24:MI'), to_char(other.ends, 'HH24:MI')));
     END IF;
     INSERT INTO hms.sessions (doctor_id, weekdays, on_date, starts, ends, slot_minutes, capacity, room)
     VALUES (d.id, days, p_on, p_starts, p_ends, p_slot, p_capacity, nullif(hms.trim_text(p_room), ''))
@@ -304,21 +306,46 @@ BEGIN
      ORDER BY v.appointment_at;
 END $$;
 
--- Today's (or a date's) bookings that have not arrived: 'due' before their window closes,
--- 'late' once their slot has begun, 'not arrived' after the late window (the day close marks
--- those no-show).
+-- How a booking that has not arrived stands: 'due' before its slot begins, 'late' once it
+-- has, 'not arrived' after the late window (the day close marks those no-show).
+CREATE FUNCTION hms.booking_state(p_appointment timestamptz) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN now() > p_appointment + make_interval(mins => s.booking_late_minutes)
+                     THEN 'not arrived'
+                WHEN now() >= p_appointment THEN 'late'
+                ELSE 'due' END
+      FROM hms.settings s
+$$;
+
+-- Today's (or a date's) bookings that have not arrived, with their hms.booking_state.
 CREATE FUNCTION hms.expected(p_date date DEFAULT NULL, p_doctor text DEFAULT NULL)
 RETURNS TABLE (visit_id bigint, doctor text, patient_id bigint, patient_name text, mrn text,
                appointment_at timestamptz, state text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
-    SELECT v.id, d.code, p.id, p.name, p.mrn, v.appointment_at,
-           CASE WHEN now() > v.appointment_at + make_interval(mins => s.booking_late_minutes)
-                     THEN 'not arrived'
-                WHEN now() >= v.appointment_at THEN 'late'
-                ELSE 'due' END
+    SELECT v.id, d.code, p.id, p.name, p.mrn, v.appointment_at, hms.booking_state(v.appointment_at)
       FROM hms.visits v JOIN hms.doctors d ON d.id = v.doctor_id
-      JOIN hms.patients p ON p.id = v.patient_id, hms.settings s
+      JOIN hms.patients p ON p.id = v.patient_id
      WHERE v.status = 'BOOKED' AND v.business_date = coalesce(p_date, hms.business_date())
        AND (p_doctor IS NULL OR d.code = hms.parse_code(p_doctor))
      ORDER BY v.appointment_at, d.code
+$$;
+
+-- A doctor's day of bookings, in slot order: who holds each place in hms.day_slots (every
+-- booking but cancelled ones) and how it stands -- hms.booking_state while it has not
+-- arrived, else the visit's state (WAITING, COMPLETED, ...).
+CREATE FUNCTION hms.day_bookings(p_doctor text, p_date date DEFAULT NULL)
+RETURNS TABLE (visit_id bigint, doctor text, appointment_at timestamptz, patient_id bigint,
+               patient_name text, mrn text, token text, status text, state text,
+               overbooked text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = hms, pg_temp AS $$
+    SELECT v.id, d.code, v.appointment_at, p.id, p.name, p.mrn, v.token, v.status::text,
+           CASE WHEN v.status = 'BOOKED' THEN hms.booking_state(v.appointment_at)
+                ELSE v.status::text END,
+           v.overbooked
+      FROM hms.doctor_by_code(p_doctor) d
+      JOIN hms.visits v ON v.doctor_id = d.id
+      JOIN hms.patients p ON p.id = v.patient_id
+     WHERE v.business_date = coalesce(p_date, hms.business_date())
+       AND v.appointment_at IS NOT NULL AND v.status <> 'CANCELLED'
+     ORDER BY v.appointment_at, v.id
 $$;

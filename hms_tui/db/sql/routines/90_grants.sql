@@ -56,7 +56,8 @@ GRANT EXECUTE ON FUNCTION
 
 -- Appointments: slots, sessions and who is expected, for the desk and the doctors.
 GRANT EXECUTE ON FUNCTION
-    hms.slots(text, date), hms.session_list(text), hms.expected(date, text)
+    hms.slots(text, date), hms.session_list(text), hms.expected(date, text),
+    hms.day_bookings(text, date)
     TO hms_reception, hms_doctor, hms_admin;
 
 -- Doctors: the consultation (on their own visits: hms.assert_may_act).
