@@ -42,12 +42,15 @@ def main() -> None:
         rows = []
         for spread in ("spread", "one_doctor"):
             for n, c in r["checkin"][spread].items():
+                waits = c.get("server_waits", {}).get("share", {})
+                top = ", ".join(f"{k} {v:.0%}" for k, v in list(waits.items())[:3])
                 rows.append([spread.replace("_", " "), n, c["checkin_per_s"],
                              c["counter_update_per_s"], c["update_notify_per_s"],
-                             c["ratio_to_counter"], c["ratio_to_update_notify"]])
+                             c["ratio_to_counter"], c["ratio_to_update_notify"], top or "–"])
         print("**(a) Check-in throughput** (per second):\n")
         print(table(["spread", "clients", "check-in", "ceiling: UPDATE … RETURNING",
-                     "ceiling: + pg_notify", "ratio", "ratio to + notify"], rows))
+                     "ceiling: + pg_notify", "ratio", "ratio to + notify",
+                     "check-in backends: what they waited on"], rows))
     if "pattern" in r:
         p = r["pattern"]
         rows = [[n, c["pattern_per_s"], c["pattern_rows"], c["pattern_duplicates"],

@@ -16,6 +16,7 @@ from hms_tui.bench.clients import Op, Rate, Tickets, close_all, connections, run
 from hms_tui.bench.progress import Steps
 from hms_tui.bench.sizes import Sizes
 from hms_tui.bench.stats import ratio
+from hms_tui.bench.waits import WaitSampler
 from hms_tui.db.connection import Database
 from hms_tui.services.desk import Desk
 
@@ -61,7 +62,9 @@ class _Cells:
         return codes, ids
 
 
-def desk_rate(dsn: str, cells: _Cells, clients: int, doctors: int, seconds: float) -> Rate:
+def desk_rate(dsn: str, cells: _Cells, clients: int, doctors: int, seconds: float,
+              waits: dict[str, Any] | None = None) -> Rate:
+    """Check-ins per second; ``waits``, if given, receives what the backends waited on."""
     budget = min(max(200, int(MAX_RATE * seconds)), DAY * doctors)
     codes, ids = cells.doctors_and_patients(doctors, budget + clients)
     warm, codes = codes[-1], codes[:-1]
@@ -81,7 +84,11 @@ def desk_rate(dsn: str, cells: _Cells, clients: int, doctors: int, seconds: floa
         return op
 
     try:
-        return run_clients([op_for(d) for d in desks], seconds, warmup=0)
+        with WaitSampler(dsn) as sampler:
+            rate = run_clients([op_for(d) for d in desks], seconds, warmup=0)
+        if waits is not None:
+            waits.update(sampler.result())
+        return rate
     finally:
         for desk in desks:
             desk.db.dispose()
@@ -116,8 +123,10 @@ def throughput(dsn: str, sizes: Sizes, steps: Steps) -> dict[str, Any]:
                 notify = ceiling_rate(conns, NOTIFY_SQL, doctors, sizes.seconds)
             finally:
                 close_all(conns)
-            ours = desk_rate(dsn, cells, clients, doctors, sizes.seconds)
+            waits: dict[str, Any] = {}
+            ours = desk_rate(dsn, cells, clients, doctors, sizes.seconds, waits)
             out[spread][str(clients)] = {
+                "server_waits": waits,
                 "checkin_per_s": ours.per_second, "checkins": ours.ops,
                 "checkins_refused": ours.failed, "first_refusal": ours.first_error,
                 "counter_update_per_s": counter.per_second,
