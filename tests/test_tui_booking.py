@@ -151,6 +151,11 @@ def test_reception_books_a_patient_into_a_slot_and_sees_the_day_fill(
                         "t Today", "Doctor"):
                 assert key in shown, (key, shown)
 
+            # Another desk books meanwhile: the day follows by itself.
+            desk.book("D1", clinic["patients"][1], f"{day} 10:45")
+            await wait_until(pilot, lambda: slot_cells(dialog, "10:45")[2:] == [
+                "1", "1", "Patient 01"], message="another desk's booking shown")
+
             await cursor_to(pilot, dialog, "10:30")
             await pilot.press("enter")
             asked = await wait_screen(pilot, ConfirmDialog)
@@ -373,7 +378,7 @@ def test_admin_adds_and_removes_sessions_and_adds_leave_showing_the_bookings_it_
             form.query_one("#end", Input).value = "08:00"
             await pilot.press("ctrl+s")  # the database's word: one line
             await wait_until(pilot, lambda: static_text(form.query_one(".error", Static)) ==
-                             "a session ends after it starts (09:00:00 to 08:00:00)")
+                             "a session ends after it starts (09:00 to 08:00)")
             assert [s.doctor for s in desk.sessions()] == ["D2"]
             form.query_one("#end", Input).value = "12:00"
             await pilot.press("ctrl+s")

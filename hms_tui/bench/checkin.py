@@ -87,9 +87,8 @@ def desk_rate(dsn: str, cells: _Cells, clients: int, doctors: int, seconds: floa
             desk.db.dispose()
 
 
-def ceiling_rate(dsn: str, sql: str, clients: int, rows: int, seconds: float) -> Rate:
-    conns = connections(dsn, clients)
-
+def ceiling_rate(conns: list[psycopg.Connection[Any]], sql: str, rows: int,
+                 seconds: float) -> Rate:
     def op_for(i: int, conn: psycopg.Connection[Any]) -> Op:
         k = [i]
 
@@ -99,10 +98,7 @@ def ceiling_rate(dsn: str, sql: str, clients: int, rows: int, seconds: float) ->
             return True
         return op
 
-    try:
-        return run_clients([op_for(i, c) for i, c in enumerate(conns)], seconds)
-    finally:
-        close_all(conns)
+    return run_clients([op_for(i, c) for i, c in enumerate(conns)], seconds)
 
 
 def throughput(dsn: str, sizes: Sizes, steps: Steps) -> dict[str, Any]:
@@ -114,11 +110,16 @@ def throughput(dsn: str, sizes: Sizes, steps: Steps) -> dict[str, Any]:
     for spread, doctors in (("spread", SPREAD), ("one_doctor", 1)):
         out[spread] = {}
         for clients in sizes.clients:
-            counter = ceiling_rate(dsn, CEILING_SQL, clients, doctors, sizes.seconds)
-            notify = ceiling_rate(dsn, NOTIFY_SQL, clients, doctors, sizes.seconds)
+            conns = connections(dsn, clients)
+            try:
+                counter = ceiling_rate(conns, CEILING_SQL, doctors, sizes.seconds)
+                notify = ceiling_rate(conns, NOTIFY_SQL, doctors, sizes.seconds)
+            finally:
+                close_all(conns)
             ours = desk_rate(dsn, cells, clients, doctors, sizes.seconds)
             out[spread][str(clients)] = {
                 "checkin_per_s": ours.per_second, "checkins": ours.ops,
+                "checkins_refused": ours.failed, "first_refusal": ours.first_error,
                 "counter_update_per_s": counter.per_second,
                 "update_notify_per_s": notify.per_second,
                 "ratio_to_counter": ratio(ours.per_second, counter.per_second),

@@ -13,6 +13,8 @@ from typing import Any
 
 import psycopg
 
+from hms_tui.domain.errors import HmsError
+
 Op = Callable[[], bool]  # one operation; False: out of work (stop this client)
 
 
@@ -20,6 +22,8 @@ Op = Callable[[], bool]  # one operation; False: out of work (stop this client)
 class Rate:
     ops: int
     seconds: float
+    failed: int = 0  # operations refused (e.g. a lock wait past the function's lock_timeout)
+    first_error: str | None = None
 
     @property
     def per_second(self) -> float:
@@ -31,6 +35,7 @@ def run_clients(ops: Sequence[Op], seconds: float, warmup: int = 3) -> Rate:
     first runs ``warmup`` operations off the clock: a terminal's connection is long-lived,
     so the server's first-call costs (plans of the functions) are not what is measured."""
     counts = [0] * len(ops)
+    failures: list[str] = []
     ends = [0.0] * len(ops)
     errors: list[BaseException] = []
     warm = threading.Barrier(len(ops) + 1)  # everyone warmed up: the clock may start
@@ -47,11 +52,15 @@ def run_clients(ops: Sequence[Op], seconds: float, warmup: int = 3) -> Rate:
         go.wait()
         deadline = clock["deadline"]
         n = 0
-        try:
-            while not errors and time.perf_counter() < deadline and ops[i]():
+        while not errors and time.perf_counter() < deadline:
+            try:
+                if not ops[i]():
+                    break
                 n += 1
-        except BaseException as exc:  # reported below, on the caller's thread
-            errors.append(exc)
+            except HmsError as exc:  # refused by the server: counted, the client goes on
+                failures.append(str(exc))
+            except BaseException as exc:  # a bug: reported below, on the caller's thread
+                errors.append(exc)
         counts[i], ends[i] = n, time.perf_counter()
 
     threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(ops))]
@@ -65,7 +74,8 @@ def run_clients(ops: Sequence[Op], seconds: float, warmup: int = 3) -> Rate:
         thread.join()
     if errors:
         raise errors[0]
-    return Rate(sum(counts), max(ends) - start)
+    return Rate(sum(counts), max(ends) - start, len(failures),
+                failures[0] if failures else None)
 
 
 class Tickets:

@@ -32,6 +32,9 @@ def judge(result: dict[str, Any]) -> list[dict[str, Any]]:
     def goal(text: str, path: str, target: float, ok: Callable[[float, float], bool]) -> None:
         value = _get(result, path)
         met = None if not isinstance(value, (int, float)) else ok(value, target)
+        failed = _get(result, path.rsplit(".", 1)[0] + ".error")
+        if met is None and failed:  # measured, and it failed: that is not met
+            value, met = f"failed: {failed}", False
         goals.append({"goal": text, "figure": path, "value": value, "target": target,
                       "met": met})
 

@@ -25,7 +25,12 @@ def search_plan(dsn: str, text: str) -> dict[str, Any]:
         return {"method": "function body, prepared", "plan": _body_plan(dsn, text),
                 "auto_explain": reason}
     except (psycopg.Error, LookupError) as exc:
-        return {"method": None, "plan": None, "error": f"{reason}; {exc}"}
+        why = f"{reason}; {exc}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS) {}").format(
+            sql.SQL(CALL.replace("%s", "{}")).format(sql.Literal(text)))).fetchall()
+    return {"method": "the call only (the inner plan needs auto_explain)",
+            "plan": "\n".join(str(r[0]) for r in rows), "auto_explain": why}
 
 
 def _auto_explain(dsn: str, text: str) -> str:

@@ -22,11 +22,11 @@ class Sizes:
     past_visits: int = 2_000_000
     history_days: int = 730
     samples: int = 200  # latency samples per read kind (d)
-    read_seconds: float = 10.0  # ... or fewer, when a kind has taken this long (at least 5)
+    read_seconds: float = 6.0  # ... or fewer, when a kind has taken this long (at least 5)
     display_doctors: int = 30  # screens (e)
     waiting: int = 40
     changes: int = 10_000
-    screen_seconds: float = 180.0  # ... or fewer, when a screen has taken this long
+    screen_seconds: float = 120.0  # ... or fewer, when a screen has taken this long
     frame_samples: int = 200  # Textual's one-widget frame, the screens' baseline
     import_batches: tuple[int, ...] = (1_000, 4_000, 16_000, 64_000, 256_000, 1_000_000)
     import_cap: float = 120.0  # seconds: a batch slower than this ends the series (f)
@@ -36,8 +36,8 @@ class Sizes:
 
 
 FULL = Sizes()
-QUICK = Sizes(seconds=0.25, live_seconds=0.5, patients=20_000, past_visits=40_000,
-              samples=15, read_seconds=3.0, changes=30, screen_seconds=15.0, frame_samples=50,
+QUICK = Sizes(seconds=0.2, live_seconds=0.5, patients=20_000, past_visits=40_000,
+              samples=10, read_seconds=2.0, changes=16, screen_seconds=8.0, frame_samples=30,
               import_batches=(500, 1_000, 2_000), import_cap=5.0)
 TINY = Sizes(clients=(1, 4), seconds=0.2, listeners=(1, 2), live_rate=50.0, live_seconds=0.4,
              patients=1_000, past_visits=2_000, history_days=30, samples=5, read_seconds=2.0,

@@ -66,6 +66,7 @@ def _register() -> None:
         booking_commands,
         clinic_commands,
         db_commands,
+        import_command,
         report_commands,
         staff_commands,
         tui_commands,

@@ -53,7 +53,8 @@ def bench(
         "history, screens, import.")] = None,
     changes: Annotated[int | None, typer.Option(
         "--changes", min=2, max=1_000_000, metavar="N",
-        help="Changes applied to each screen (default 10,000; 60 with --quick).")] = None,
+        help="Changes applied to each screen (default 10,000, or as many as fit in "
+        "120 s; 16 with --quick).")] = None,
     json_: JsonFlag = False,
 ) -> None:
     """Measure check-in throughput, numbering, live refresh, history, screens and import

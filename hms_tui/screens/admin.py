@@ -364,6 +364,12 @@ class AdminScreen(LiveScreen):
             self.hms.throttle(f"audit-{id(self)}", 1.0, self._follow_audit)
         if self.active_tab() == "tab-stats":
             self.hms.throttle(f"stats-{id(self)}", REFRESH_EVERY, self._follow_stats)
+        if self.active_tab() == "tab-sessions":  # another admin's change, or the poll
+            self.hms.throttle(f"sessions-{id(self)}", REFRESH_EVERY, self._follow_sessions)
+
+    def _follow_sessions(self) -> None:
+        if self.is_attached and self.active_tab() == "tab-sessions":
+            self.query_one(SessionsPane).load()
 
     def _follow_stats(self) -> None:
         if self.is_attached and self.active_tab() == "tab-stats":

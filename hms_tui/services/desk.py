@@ -156,6 +156,18 @@ class Desk:
             raise DuplicatePatient(str(exc), tuple(matches)) from None
         return Patient(**row)
 
+    def import_patients(self, names: Sequence[str], phones: Sequence[str | None],
+                        birth_dates: Sequence[date | None], *,
+                        allow_duplicate: bool = False) -> int:
+        """Register a batch of patients (checked by the caller: services/registry.py) in one
+        transaction; returns how many were added. A batch holding someone who looks
+        registered already adds nothing (``DuplicatePatient``) unless ``allow_duplicate``."""
+        row = self._one("SELECT hms.import_patients(%(names)s, %(phones)s, %(dobs)s::date[],"
+                        " %(allow)s) AS added",
+                        {"names": list(names), "phones": list(phones), "dobs": list(birth_dates),
+                         "allow": allow_duplicate})
+        return int(row["added"])
+
     def patient_duplicates(self, name: str, phone: str | None, birth_date: date | None,
                            *, exclude: int | None = None) -> list[PatientMatch]:
         rows = self._rows("SELECT * FROM hms.patient_duplicates(%(name)s, %(phone)s, %(dob)s,"

@@ -64,13 +64,16 @@ DECLARE
     head   hms.audit_head;
     p      hms.audit_pending;
     r      hms.audit_events;
-    sealed bigint[] := '{}';
+    sealed bigint[];
 BEGIN
     SELECT * INTO head FROM hms.audit_head FOR UPDATE SKIP LOCKED;
     IF NOT FOUND THEN
         RETURN 0;
     END IF;
-    FOR p IN SELECT * FROM hms.audit_pending ORDER BY ticket LIMIT greatest(p_limit, 1) LOOP
+    -- The tickets first, in one array (appending one by one would cost the square of a big
+    -- import's rows); only sealers delete pending rows, and this one holds the head.
+    sealed := ARRAY(SELECT ticket FROM hms.audit_pending ORDER BY ticket LIMIT greatest(p_limit, 1));
+    FOR p IN SELECT * FROM hms.audit_pending WHERE ticket = ANY (sealed) ORDER BY ticket LOOP
         r.seq       := head.last_seq + 1;
         r.at        := p.at;
         r.actor     := p.actor;
@@ -88,7 +91,6 @@ BEGIN
         INSERT INTO hms.audit_events VALUES (r.*);
         head.last_seq := r.seq;
         head.last_hash := r.hash;
-        sealed := sealed || p.ticket;
     END LOOP;
     IF cardinality(sealed) > 0 THEN
         PERFORM set_config('hms.sealing', 'on', true);
@@ -100,13 +102,16 @@ BEGIN
     RETURN cardinality(sealed);
 END $$;
 
--- At commit (a deferred trigger), once per transaction: seal what is pending.
+-- At commit (a deferred trigger), once per transaction: seal everything pending, however
+-- many rows a bulk import wrote, in batches (the head, once taken, stays this transaction's).
 CREATE FUNCTION hms.audit_seal_at_commit() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = hms, pg_temp AS $$
 BEGIN
     IF current_setting('hms.sealed', true) IS DISTINCT FROM 'yes' THEN
         PERFORM set_config('hms.sealed', 'yes', true);
-        PERFORM hms.audit_seal();
+        LOOP
+            EXIT WHEN hms.audit_seal(10000) < 10000;
+        END LOOP;
     END IF;
     RETURN NULL;
 END $$;

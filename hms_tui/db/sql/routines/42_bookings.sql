@@ -238,7 +238,8 @@ DECLARE
 BEGIN
     PERFORM hms.begin_action('session_add');
     IF p_ends <= p_starts THEN
-        PERFORM hms.fail('HM422', format('a session ends after it starts (%s to %s)', p_starts, p_ends));
+        PERFORM hms.fail('HM422', format('a session ends after it starts (%s to %s)',
+                                         to_char(p_starts, 'HH24:MI'), to_char(p_ends, 'HH24:MI')));
     END IF;
     IF p_slot NOT BETWEEN 5 AND 240 OR p_ends < p_starts + make_interval(mins => p_slot) THEN
         PERFORM hms.fail('HM422', format('slots are 5-240 minutes and fit in the session, not %s', p_slot));
@@ -255,7 +256,8 @@ BEGIN
      LIMIT 1;
     IF FOUND THEN
         PERFORM hms.fail('HM409', format('it overlaps session %s of %s (%s %s-%s)', other.id, d.code,
-            coalesce(hms.weekday_names(other.weekdays), other.on_date::text), other.starts, other.ends));
+            coalesce(hms.weekday_names(other.weekdays), other.on_date::text),
+            to_char(other.starts, 'HH24:MI'), to_char(other.ends, 'HH24:MI')));
     END IF;
     INSERT INTO hms.sessions (doctor_id, weekdays, on_date, starts, ends, slot_minutes, capacity, room)
     VALUES (d.id, days, p_on, p_starts, p_ends, p_slot, p_capacity, nullif(hms.trim_text(p_room), ''))

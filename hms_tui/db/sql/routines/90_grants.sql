@@ -40,7 +40,8 @@ GRANT EXECUTE ON FUNCTION
 
 -- Reception: patients, check-in, booking, arrival, cancel, priority, transfer, bills.
 GRANT EXECUTE ON FUNCTION
-    hms.add_patient(text, text, date, boolean), hms.get_patient(bigint), hms.search_patients(text, integer),
+    hms.add_patient(text, text, date, boolean), hms.import_patients(text[], text[], date[], boolean),
+    hms.get_patient(bigint), hms.search_patients(text, integer),
     hms.checkin(text, bigint, text, text), hms.arrive(bigint),
     hms.book(text, bigint, timestamp, date, text), hms.reschedule(bigint, timestamp, date, text),
     hms.cancel(bigint, text), hms.set_priority(bigint, text), hms.transfer(bigint, text),
