@@ -42,16 +42,23 @@ def main() -> None:
         rows = []
         for spread in ("spread", "one_doctor"):
             for n, c in r["checkin"][spread].items():
+                if "error" in c:
+                    rows.append([spread.replace("_", " "), n, c["error"], "", "", "", "", ""])
+                    continue
+                waits = c.get("server_waits", {}).get("share", {})
+                top = ", ".join(f"{k} {v:.0%}" for k, v in list(waits.items())[:3])
                 rows.append([spread.replace("_", " "), n, c["checkin_per_s"],
                              c["counter_update_per_s"], c["update_notify_per_s"],
-                             c["ratio_to_counter"], c["ratio_to_update_notify"]])
+                             c["ratio_to_counter"], c["ratio_to_update_notify"], top or "–"])
         print("**(a) Check-in throughput** (per second):\n")
         print(table(["spread", "clients", "check-in", "ceiling: UPDATE … RETURNING",
-                     "ceiling: + pg_notify", "ratio", "ratio to + notify"], rows))
+                     "ceiling: + pg_notify", "ratio", "ratio to + notify",
+                     "check-in backends: what they waited on"], rows))
     if "pattern" in r:
         p = r["pattern"]
         rows = [[n, c["pattern_per_s"], c["pattern_rows"], c["pattern_duplicates"],
-                 c["checkin_per_s"]] for n, c in p["by_clients"].items()]
+                 c["checkin_per_s"]] if "error" not in c else [n, c["error"], "", "", ""]
+                for n, c in p["by_clients"].items()]
         print("**(b) The replaced numbering, one doctor** (per second):\n")
         print(table(["clients", "max(serial)+1", "rows", "duplicates", "ours (check-in)"], rows))
         print(f"Ours, counted afterwards over {fmt(p['ours_visits_counted'])} visits: "
@@ -60,6 +67,7 @@ def main() -> None:
         lv = r["live"]
         rows = [[n, lv[n]["rate_per_s"], lv[n]["changes"], lv[n]["p50_ms"], lv[n]["p99_ms"],
                  lv[n]["max_ms"], lv[n]["missing"], lv[n]["reads_per_listener"]]
+                if "error" not in lv[n] else [n, lv[n]["error"], "", "", "", "", "", ""]
                 for n in lv if n.isdigit()]
         print(f"**(c) Commit-to-screen latency** (ms; writer asked for {fmt(lv['rate_per_s'])}"
               f" changes/s; raw pg_notify round trip p50 {fmt(lv['raw_notify']['p50_ms'])}, "

@@ -190,9 +190,13 @@ def wait_for_content(path: Path, seconds: float = 10) -> bytes:
     return path.read_bytes()
 
 
-if __name__ == "__main__":  # a private CUPS with a file queue 'slips', until Ctrl-C
+if __name__ == "__main__":  # a private CUPS with a file queue 'slips', until Ctrl-C or SIGTERM
+    import signal
     import sys
 
+    # A background job ignores Ctrl-C's SIGINT: SIGTERM stops it cleanly too (cupsd stopped,
+    # its directory removed).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with private_cups() as running:
         out = running.file_queue("slips")
         print(f"CUPS_SERVER={running.server}\nslips print to {out}", flush=True)

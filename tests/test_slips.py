@@ -261,7 +261,7 @@ SAMPLE = Path(__file__).resolve().parents[1] / "sample_config.toml"
 
 def test_sample_config_documents_printer_slip_and_voice_keys(tmp_path: Path) -> None:
     text = SAMPLE.read_text(encoding="utf-8")
-    for key in ("kind", "queue", "device", "timeout", "show_name", "ascii", "enabled",
+    for key in ("kind", "queue", "device", "timeout", "preview", "show_name", "ascii", "enabled",
                 "command", "voice", "template"):
         assert re.search(rf"^# {key} = ", text, re.M), key
     uncommented = "\n".join(re.sub(r"^# ([a-z_]+ = .*)$", r"\1", line)
@@ -271,7 +271,7 @@ def test_sample_config_documents_printer_slip_and_voice_keys(tmp_path: Path) -> 
     settings = load_settings(path)
     assert settings.printer.kind == "cups" and settings.printer.queue == ""
     assert settings.printer.device == "tcp://192.0.2.10:9100"
-    assert settings.printer.timeout == 10
+    assert settings.printer.timeout == 10 and settings.printer.preview is True
     assert settings.slip.show_name is False and settings.slip.ascii is False
     assert settings.voice.command == ("espeak-ng", "-v", "{voice}", "{text}")
     assert settings.voice.template == "Token {token}, please go to {room}"
@@ -296,6 +296,7 @@ def test_sample_config_documents_printer_slip_and_voice_keys(tmp_path: Path) -> 
                                    "from 1 to 120"),
         ("[printer]\nqeue = 'x'", "unknown key 'printer.qeue'"),
         ("[slip]\nshow_name = 'yes'", "'slip.show_name' = 'yes' is invalid; expected true or false"),
+        ("[printer]\npreview = 'no'", "'printer.preview' = 'no' is invalid; expected true or false"),
     ],
 )
 def test_bad_printer_and_slip_values_give_one_line(tmp_path: Path, text: str, expected: str
@@ -349,3 +350,10 @@ def test_readme_and_sample_config_document_every_printing_and_voice_key() -> Non
     assert tabled == keys
     for key in keys:
         assert re.search(rf"^# ?{key.split('.')[1]} = ", sample, re.MULTILINE), key
+
+
+def test_printing_without_the_preview(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[printer]\nqueue = 'slips'\npreview = false\n", encoding="utf-8")
+    printer = load_settings(path).printer
+    assert (printer.kind, printer.queue, printer.preview) == ("cups", "slips", False)

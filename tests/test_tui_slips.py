@@ -5,17 +5,22 @@ in the background while the desk goes on checking patients in, and says so once.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 from textual.widgets import Input
 
 from hms_tui.app import Role
 from hms_tui.config import DisplaySettings, PrinterSettings, Settings
+from hms_tui.screens.arrivals import ExpectedDialog
 from hms_tui.screens.slip_preview import PRINT_GROUP, ReprintPicker, SlipPreview
 from hms_tui.services.desk import Desk
 from hms_tui.widgets.bigtext import BigText
+from tests.conftest import open_every_day, slot_at
 from tests.cups_server import Cups
+from tests.test_cli import noon_zone
 from tests.test_tui_reception import find_and_check_in, reception, select_token
 from tests.tui_helpers import (
     error_notifications,
@@ -100,6 +105,33 @@ def test_preview_prints_skips_and_reprints(desk: Desk, clinic: dict[str, Any],
                                                 for n in notifications(app)))
             assert "D2-001" in cups_env.take(out)
             assert error_notifications(app) == []
+
+    run(go())
+
+
+def test_an_arrival_at_the_desk_gets_its_slip(desk: Desk, clinic: dict[str, Any],
+                                              cups_env: Cups) -> None:
+    out = cups_env.file_queue("tui_arrivals")
+    zone = noon_zone(datetime.now(UTC))  # the clinic's clock near noon: a slot later today
+    desk.configure(timezone=zone)
+    open_every_day(desk, "D2")
+    at = slot_at(datetime.now(ZoneInfo(zone)) + timedelta(hours=1))
+    desk.book("D2", clinic["patients"][6], at.strftime("%Y-%m-%d %H:%M"))
+
+    async def go() -> None:
+        app = make_app(Role.RECEPTION, desk, settings=printing("tui_arrivals"))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_live(pilot, board=2)
+            await pilot.press("f12")
+            dialog = await wait_screen(pilot, ExpectedDialog)
+            await wait_until(pilot, lambda: len(dialog.expected) == 1, message="the booking")
+            await pilot.press("a")
+            await wait_screen(pilot, SlipPreview)
+            assert "D2-001" in preview_text(app) and "Dr Mehta" in preview_text(app)
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: any("D2-001: slip printed on 'tui_arrivals'" in n
+                                                for n in notifications(app)))
+            assert "D2-001" in cups_env.take(out)
 
     run(go())
 

@@ -44,6 +44,37 @@ def test_rows_drawn_before_the_table_measured_them_are_redrawn_at_full_width() -
     run(go())
 
 
+def test_a_changed_row_rewrites_only_its_changed_cells_and_a_longer_value_widens_its_column(
+) -> None:
+    """A change of a queue rewrites the cells that differ, nothing else (each write makes the
+    table repaint), and a value longer than its column widens it rather than being cut."""
+
+    async def go() -> None:
+        app = TableApp()
+        async with app.run_test(size=(80, 10)) as pilot:
+            table = app.query_one(DiffTable)
+            await pilot.pause()
+            table.sync([("1", [cell("M1"), cell("Ann"), cell("1")]),
+                        ("2", [cell("M2"), cell("Bob"), cell("2")])])
+            await pilot.pause()
+            written: list[tuple[str, str]] = []
+            update = table.update_cell
+
+            def counting(row: Any, column: Any, value: Any, **kw: Any) -> None:
+                written.append((str(row), str(column)))
+                update(row, column, value, **kw)
+
+            table.update_cell = counting  # type: ignore[method-assign]
+            table.sync([("1", [cell("M1"), cell("Ann"), cell("1")]),
+                        ("2", [cell("M2"), cell("Bob Longname-Whitfield"), cell("2")])])
+            await pilot.pause()
+            await pilot.pause()
+            assert written == [("2", "Name")]
+            assert "M2   Bob Longname-Whitfield  2" in "\n".join(lines(app))
+
+    run(go())
+
+
 class KeysScreen(Screen[None]):
     BINDINGS = [Binding("f1", "help", "Help"), Binding("f2", "find", "Find"),
                 Binding("f3", "new", "New patient"), Binding("f4", "checkin", "Check in"),

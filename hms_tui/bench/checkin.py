@@ -16,7 +16,9 @@ from hms_tui.bench.clients import Op, Rate, Tickets, close_all, connections, run
 from hms_tui.bench.progress import Steps
 from hms_tui.bench.sizes import Sizes
 from hms_tui.bench.stats import ratio
-from hms_tui.db.connection import Database
+from hms_tui.bench.waits import WaitSampler
+from hms_tui.db.connection import Database, first_line
+from hms_tui.domain.errors import HmsError
 from hms_tui.services.desk import Desk
 
 SPREAD = 20  # doctors (and counter rows) of a spread run
@@ -61,7 +63,9 @@ class _Cells:
         return codes, ids
 
 
-def desk_rate(dsn: str, cells: _Cells, clients: int, doctors: int, seconds: float) -> Rate:
+def desk_rate(dsn: str, cells: _Cells, clients: int, doctors: int, seconds: float,
+              waits: dict[str, Any] | None = None) -> Rate:
+    """Check-ins per second; ``waits``, if given, receives what the backends waited on."""
     budget = min(max(200, int(MAX_RATE * seconds)), DAY * doctors)
     codes, ids = cells.doctors_and_patients(doctors, budget + clients)
     warm, codes = codes[-1], codes[:-1]
@@ -81,7 +85,11 @@ def desk_rate(dsn: str, cells: _Cells, clients: int, doctors: int, seconds: floa
         return op
 
     try:
-        return run_clients([op_for(d) for d in desks], seconds, warmup=0)
+        with WaitSampler(dsn) as sampler:
+            rate = run_clients([op_for(d) for d in desks], seconds, warmup=0)
+        if waits is not None:
+            waits.update(sampler.result())
+        return rate
     finally:
         for desk in desks:
             desk.db.dispose()
@@ -101,6 +109,28 @@ def ceiling_rate(conns: list[psycopg.Connection[Any]], sql: str, rows: int,
     return run_clients([op_for(i, c) for i, c in enumerate(conns)], seconds)
 
 
+def _cell(dsn: str, cells: _Cells, clients: int, doctors: int, seconds: float) -> dict[str, Any]:
+    conns = connections(dsn, clients)
+    try:
+        counter = ceiling_rate(conns, CEILING_SQL, doctors, seconds)
+        notify = ceiling_rate(conns, NOTIFY_SQL, doctors, seconds)
+    finally:
+        close_all(conns)
+    waits: dict[str, Any] = {}
+    ours = desk_rate(dsn, cells, clients, doctors, seconds, waits)
+    return {
+        "server_waits": waits,
+        "checkin_per_s": ours.per_second, "checkins": ours.ops,
+        "checkins_refused": ours.failed, "first_refusal": ours.first_error,
+        "counter_update_per_s": counter.per_second,
+        "update_notify_per_s": notify.per_second,
+        "ratio_to_counter": ratio(ours.per_second, counter.per_second),
+        "ratio_to_update_notify": ratio(ours.per_second, notify.per_second),
+        "ms_per_checkin": round(1000 * ours.seconds / ours.ops * clients, 3)
+        if ours.ops else None,
+    }
+
+
 def throughput(dsn: str, sizes: Sizes, steps: Steps) -> dict[str, Any]:
     """Part (a): for each spread and client count, ours and both ceilings, and the ratios."""
     prepare(dsn)
@@ -110,23 +140,11 @@ def throughput(dsn: str, sizes: Sizes, steps: Steps) -> dict[str, Any]:
     for spread, doctors in (("spread", SPREAD), ("one_doctor", 1)):
         out[spread] = {}
         for clients in sizes.clients:
-            conns = connections(dsn, clients)
             try:
-                counter = ceiling_rate(conns, CEILING_SQL, doctors, sizes.seconds)
-                notify = ceiling_rate(conns, NOTIFY_SQL, doctors, sizes.seconds)
-            finally:
-                close_all(conns)
-            ours = desk_rate(dsn, cells, clients, doctors, sizes.seconds)
-            out[spread][str(clients)] = {
-                "checkin_per_s": ours.per_second, "checkins": ours.ops,
-                "checkins_refused": ours.failed, "first_refusal": ours.first_error,
-                "counter_update_per_s": counter.per_second,
-                "update_notify_per_s": notify.per_second,
-                "ratio_to_counter": ratio(ours.per_second, counter.per_second),
-                "ratio_to_update_notify": ratio(ours.per_second, notify.per_second),
-                "ms_per_checkin": round(1000 * ours.seconds / ours.ops * clients, 3)
-                if ours.ops else None,
-            }
+                out[spread][str(clients)] = _cell(dsn, cells, clients, doctors, sizes.seconds)
+            except (psycopg.OperationalError, HmsError) as exc:
+                # e.g. the server ran out of connections (shared with others): the cell says so
+                out[spread][str(clients)] = {"error": first_line(exc)}
             step.advance()
     return out
 
@@ -156,8 +174,13 @@ def numbering(dsn: str, sizes: Sizes, steps: Steps) -> dict[str, Any]:
     out: dict[str, Any] = {}
     step = steps.step("b. replaced numbering vs ours", len(sizes.clients))
     for doctor, clients in enumerate(sizes.clients, start=1):
-        theirs = pattern_rate(dsn, doctor, clients, sizes.seconds)
-        ours = desk_rate(dsn, cells, clients, 1, sizes.seconds)
+        try:
+            theirs = pattern_rate(dsn, doctor, clients, sizes.seconds)
+            ours = desk_rate(dsn, cells, clients, 1, sizes.seconds)
+        except (psycopg.OperationalError, HmsError) as exc:
+            out[str(clients)] = {"error": first_line(exc)}
+            step.advance()
+            continue
         with psycopg.connect(dsn, autocommit=True) as conn:
             row = conn.execute("SELECT count(*), count(*) - count(DISTINCT serial)"
                                " FROM bench_pattern.tokens WHERE doctor = %s",

@@ -19,7 +19,7 @@ from hms_tui.bench import seed
 from hms_tui.bench.progress import Steps
 from hms_tui.bench.sizes import Sizes
 from hms_tui.bench.stats import percentile, ratio, summary
-from hms_tui.db.connection import Database
+from hms_tui.db.connection import Database, first_line
 from hms_tui.domain.errors import HmsError
 from hms_tui.services.desk import Desk
 
@@ -150,8 +150,11 @@ def latency(dsn: str, sizes: Sizes, steps: Steps) -> dict[str, Any]:
     step.advance()
     out: dict[str, Any] = {"raw_notify": summary(raw), "rate_per_s": sizes.live_rate}
     for n in sizes.listeners:
-        result = one_round(dsn, n, sizes)
-        result["p99_to_raw"] = ratio(result["p99_ms"], percentile(raw, 0.99))
+        try:
+            result = one_round(dsn, n, sizes)
+            result["p99_to_raw"] = ratio(result["p99_ms"], percentile(raw, 0.99))
+        except (psycopg.OperationalError, HmsError, RuntimeError) as exc:
+            result = {"error": first_line(exc)}  # e.g. out of connections on a shared server
         out[str(n)] = result
         step.advance()
     return out

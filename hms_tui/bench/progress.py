@@ -54,11 +54,11 @@ class RichSteps:
         if self._current is not None:
             task = self.progress.tasks[self._current] if self._current < len(
                 self.progress.tasks) else None
-            if task is not None and task.total is None:
+            if task is not None and task.total is None:  # a step without a count: done
                 self.progress.update(self._current, total=max(task.completed, 1),
                                      completed=max(task.completed, 1))
-            elif task is not None and task.total is not None:
-                self.progress.update(self._current, completed=task.total)
+            if task is not None:  # (a step cut short by its time cap shows how far it got)
+                self.progress.stop_task(self._current)
 
 
 class _Quiet:

@@ -35,6 +35,7 @@ DISPLAY_SIZE = (200, 60)  # a waiting-room screen
 RECEPTION_SIZE = (120, 50)  # tall enough to lay out the whole queue
 ROUND_TIMEOUT = 30.0
 IDLE_SAMPLES = 20
+SETTLE_SPINS = 500
 
 
 @dataclass
@@ -63,11 +64,18 @@ class _Round:
 
 
 async def _painted(pilot: Pilot[Any]) -> None:
-    """Until every pending message is handled and the screen has painted (as Pilot does,
-    without its idle-detection sleeps)."""
-    await pilot._wait_for_screen()
-    pilot.app.screen._on_timer_update()
-    await pilot._wait_for_screen()
+    """Until every message the change caused is handled and the screen has painted. Like
+    Pilot's wait, without its idle-detection sleeps and without posting a callback to every
+    widget (on a screen of hundreds of widgets that alone would cost more than a change): the
+    loop is yielded to until no widget has anything queued, then the screen paints."""
+    app = pilot.app
+    for _round in range(2):  # painting may queue messages (e.g. resizes): settle once more
+        for _spin in range(SETTLE_SPINS):
+            await asyncio.sleep(0)
+            if all(node.message_queue_size == 0 and not node._next_callbacks
+                   for node in (app, *app.screen.walk_children(with_self=True))):
+                break
+        app.screen._on_timer_update()
 
 
 def _rss_mb() -> float:
