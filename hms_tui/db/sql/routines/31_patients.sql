@@ -106,15 +106,20 @@ BEGIN
                    regexp_replace(coalesce(r.phone, ''), '[^0-9]', '', 'g') AS digits
               FROM unnest(p_names, p_phones, p_births) WITH ORDINALITY AS r(name, phone, birth, k))
         SELECT x.k, x.name, x.what INTO clash FROM (
-            SELECT i.k, i.name, format('%s %s', p.mrn, p.name) AS what
-              FROM r i JOIN hms.patients p
-                ON i.birth IS NOT NULL AND p.birth_date = i.birth
-               AND lower(regexp_replace(p.name, '[\s,]+', ' ', 'g')) = i.name_key
+            -- LATERAL ... LIMIT: one index probe per row, never a scan of the registry
+            SELECT i.k, i.name, m.what
+              FROM r i CROSS JOIN LATERAL (
+                   SELECT format('%s %s', p.mrn, p.name) AS what FROM hms.patients p
+                    WHERE i.birth IS NOT NULL AND p.birth_date = i.birth
+                      AND lower(regexp_replace(p.name, '[\s,]+', ' ', 'g')) = i.name_key
+                    LIMIT 1) m
             UNION ALL
-            SELECT i.k, i.name, format('%s %s', p.mrn, p.name)
-              FROM r i JOIN hms.patients p
-                ON length(i.digits) >= 3 AND p.phone IS NOT NULL
-               AND regexp_replace(coalesce(p.phone, ''), '[^0-9]', '', 'g') = i.digits
+            SELECT i.k, i.name, m.what
+              FROM r i CROSS JOIN LATERAL (
+                   SELECT format('%s %s', p.mrn, p.name) AS what FROM hms.patients p
+                    WHERE length(i.digits) >= 3 AND p.phone IS NOT NULL
+                      AND regexp_replace(coalesce(p.phone, ''), '[^0-9]', '', 'g') = i.digits
+                    LIMIT 1) m
             UNION ALL
             SELECT i.k, i.name, format('row %s, %s', j.k, j.name)
               FROM r i JOIN r j ON j.birth = i.birth AND j.name_key = i.name_key AND j.k < i.k
