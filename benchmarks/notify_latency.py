@@ -33,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import contextlib
 
+from hms_tui.bench.live import raw_round_trip
+from hms_tui.bench.stats import percentile
 from hms_tui.db import migrate
 from hms_tui.db.connection import Database
 from hms_tui.domain.events import ConnectionState, ConnectionUpdate, QueueUpdate
@@ -69,25 +71,6 @@ async def child(dsn: str, expect: int, timeout: float) -> None:
 
 
 # -- the run ----------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def raw_round_trip(dsn: str, samples: int) -> list[float]:
-    """Milliseconds from NOTIFY sent (autocommit, so committed) to LISTEN received."""
-    out = []
-    with psycopg.connect(dsn, autocommit=True) as listen, \
-            psycopg.connect(dsn, autocommit=True) as send:
-        listen.execute("LISTEN bench_raw")
-        for i in range(samples):
-            t0 = time.perf_counter()
-            send.execute("SELECT pg_notify('bench_raw', %s)", (str(i),))
-            for _ in listen.notifies(timeout=5, stop_after=1):
-                out.append((time.perf_counter() - t0) * 1000)
-    return out
 
 
 def fresh_database(admin_dsn: str) -> str:
