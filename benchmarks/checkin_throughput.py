@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 CHECKOUT, CLIENTS, PER_CLIENT = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 sys.path.insert(0, CHECKOUT)
@@ -41,6 +42,26 @@ def on(dbname: str) -> str:
     return pg_conninfo.make_conninfo(**params)
 
 
+def per_second(one: Callable[[int, int], None]) -> float:
+    """CLIENTS threads each doing PER_CLIENT calls of one(client, n), released together; the
+    clock runs from their release to the last one's end."""
+    start = threading.Barrier(CLIENTS + 1)
+
+    def work(client: int) -> None:
+        start.wait()
+        for k in range(PER_CLIENT):
+            one(client, client * PER_CLIENT + k)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return CLIENTS * PER_CLIENT / (time.perf_counter() - began)
+
+
 def measure(dsn: str) -> float:
     with psycopg.connect(dsn, autocommit=True) as conn:
         migrate.upgrade(conn)
@@ -56,25 +77,14 @@ def measure(dsn: str) -> float:
     desks = [Desk(Database(dsn)) for _ in range(CLIENTS)]
     for desk in desks:
         desk.doctors()  # connected before the clock starts
-    start = threading.Barrier(CLIENTS + 1)
 
-    def work(client: int) -> None:
-        start.wait()
-        for k in range(PER_CLIENT):
-            n = client * PER_CLIENT + k
-            desks[client].checkin(DOCTORS[n % len(DOCTORS)], ids[n])
+    def one(client: int, n: int) -> None:
+        desks[client].checkin(DOCTORS[n % len(DOCTORS)], ids[n])
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    start.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - began
+    rate = per_second(one)
     for desk in [*desks, setup]:
         desk.db.dispose()
-    return CLIENTS * PER_CLIENT / elapsed
+    return rate
 
 
 def ceiling(dsn: str) -> float:
@@ -84,27 +94,16 @@ def ceiling(dsn: str) -> float:
         conn.execute("INSERT INTO bench_counter SELECT g, 0 FROM generate_series(1, %s) g",
                      (len(DOCTORS),))
     conns = [psycopg.connect(dsn, autocommit=True) for _ in range(CLIENTS)]
-    start = threading.Barrier(CLIENTS + 1)
 
-    def work(client: int) -> None:
-        start.wait()
-        for k in range(PER_CLIENT):
-            n = client * PER_CLIENT + k
-            conns[client].execute(
-                "WITH u AS (UPDATE bench_counter SET n = n + 1 WHERE id = %s RETURNING n)"
-                " SELECT pg_notify('bench', n::text) FROM u", (n % len(DOCTORS) + 1,))
+    def one(client: int, n: int) -> None:
+        conns[client].execute(
+            "WITH u AS (UPDATE bench_counter SET n = n + 1 WHERE id = %s RETURNING n)"
+            " SELECT pg_notify('bench', n::text) FROM u", (n % len(DOCTORS) + 1,))
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    start.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - began
+    rate = per_second(one)
     for conn in conns:
         conn.close()
-    return CLIENTS * PER_CLIENT / elapsed
+    return rate
 
 
 def main() -> None:
