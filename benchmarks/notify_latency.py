@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import contextlib
 
-from hms_tui.bench.live import raw_round_trip
+from hms_tui.bench.live import delays, raw_round_trip
 from hms_tui.bench.stats import percentile
 from hms_tui.db import migrate
 from hms_tui.db.connection import Database
@@ -118,12 +118,9 @@ def measure(dsn: str, listeners: int, rate: float, seconds: float) -> dict[str, 
         out, _ = proc.communicate(timeout=60)
         result = json.loads(out.strip().splitlines()[-1])
         refetches += result["refetches"]
-        seen = {int(k): v for k, v in result["seen"].items()}
-        for visit_id, t0 in sent.items():
-            if visit_id in seen:
-                latencies.append((seen[visit_id] - t0) * 1000)
-            else:
-                missing += 1
+        late, lost = delays(sent, result["seen"])
+        latencies += late
+        missing += lost
     return {"listeners": listeners, "changes": changes, "rate": achieved,
             "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99),
             "max": max(latencies), "missing": missing,

@@ -65,6 +65,14 @@ def _listen(dsn: str, pipe: Connection) -> None:
     asyncio.run(main())
 
 
+def delays(sent: dict[int, float], seen: dict[str, float]) -> tuple[list[float], int]:
+    """One listener's report against what was sent: the milliseconds from each visit's check-in
+    to its first delivery, and how many it never saw (JSON keys the visit ids as text)."""
+    got = {int(k): v for k, v in seen.items()}
+    late = [(got[v] - t0) * 1000 for v, t0 in sent.items() if v in got]
+    return late, len(sent) - len(late)
+
+
 def raw_round_trip(dsn: str, samples: int) -> list[float]:
     """Milliseconds from a NOTIFY sent (autocommit: committed) to LISTEN receiving it."""
     out = []
@@ -138,12 +146,9 @@ def one_round(dsn: str, listeners: int, sizes: Sizes) -> dict[str, Any]:
                 raise RuntimeError("a listener did not report")
             result = json.loads(pipe.recv())
             refetches += result["refetches"]
-            seen = {int(k): v for k, v in result["seen"].items()}
-            for visit_id, t0 in sent.items():
-                if visit_id in seen:
-                    latencies.append((seen[visit_id] - t0) * 1000)
-                else:
-                    missing += 1
+            late, lost = delays(sent, result["seen"])
+            latencies += late
+            missing += lost
     finally:
         for proc in procs:
             proc.join(5)
